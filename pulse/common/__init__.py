@@ -1,0 +1,1 @@
+"""Helpers shared by every pipeline stage (clients, progress output)."""

@@ -1,0 +1,68 @@
+"""Progress lines for long steps: what is happening, how far along, how fast."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psutil
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process and its children (e.g. the Spark JVM and Python workers), in MiB."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024
+
+
+def tree_rss_mb() -> float:
+    """Current RSS of this process plus its live children, in MiB."""
+    proc = psutil.Process()
+    procs = [proc, *proc.children(recursive=True)]
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+class Step:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started = time.perf_counter()
+        self.ended: float | None = None
+        self.rows = 0
+        self._last_print = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended or time.perf_counter()) - self.started
+
+    def update(self, rows: int, note: str = "", force: bool = False) -> None:
+        self.rows += rows
+        now = time.perf_counter()
+        if not force and now - self._last_print < 2.0:  # at most one line every 2 s
+            return
+        self._last_print = now
+        rate = self.rows / self.seconds if self.seconds > 0 else 0
+        say(f"    {self.name}: {self.rows:,} rows, {rate:,.0f} rows/s {note}".rstrip())
+
+
+@contextmanager
+def step(name: str) -> Iterator[Step]:
+    say(f"==> {name}")
+    s = Step(name)
+    yield s
+    s.ended = time.perf_counter()
+    rate = f", {s.rows / s.seconds:,.0f} rows/s" if s.rows else ""
+    say(f"    done in {s.seconds:.1f}s{rate}")

@@ -1,0 +1,54 @@
+"""The one way Pulse talks to object storage: the S3 API via boto3 (SeaweedFS, MinIO, AWS alike)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from pulse.config import S3Config
+
+
+def client(cfg: S3Config, *, access_key: str | None = None, secret_key: str | None = None, retries: int = 3) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=cfg.url,
+        aws_access_key_id=access_key or cfg.access_key,
+        aws_secret_access_key=secret_key or cfg.secret_key,
+        region_name=cfg.region,
+        config=Config(
+            retries={"max_attempts": retries, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+            s3={"addressing_style": "path"},
+        ),
+    )
+
+
+def ensure_bucket(s3: Any, bucket: str) -> None:
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        s3.create_bucket(Bucket=bucket)
+
+
+def exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    return keys

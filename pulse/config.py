@@ -1,0 +1,171 @@
+"""All of Pulse's configuration in one place.
+
+Precedence: environment variables (``PULSE_*``) > the TOML file named by
+``PULSE_CONFIG`` (default ``<repo>/pulse.toml`` when it exists) > defaults.
+
+A component is *managed* (Pulse starts it as a local process under ``PULSE_HOME``)
+unless an endpoint for it is configured, in which case it is *external* and Pulse
+only connects to it. That is the single switch between the embedded demo and a
+real MinIO/AWS S3, a managed Postgres or a Spark cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _toml() -> dict:
+    path = Path(os.environ.get("PULSE_CONFIG", REPO_ROOT / "pulse.toml"))
+    if path.is_file():
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    return {}
+
+
+class _Source:
+    """Looks a setting up in env, then in the TOML section, then the default."""
+
+    def __init__(self, section: str, table: dict) -> None:
+        self.section = section
+        self.table = table.get(section, {})
+
+    def get(self, key: str, default: str | None) -> str | None:
+        env = os.environ.get(f"PULSE_{self.section.upper()}_{key.upper()}")
+        if env is not None:
+            return env
+        value = self.table.get(key, default)
+        return None if value is None else str(value)
+
+    def int(self, key: str, default: int) -> int:
+        return int(self.get(key, str(default)))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class S3Config:
+    endpoint_url: str | None  # None -> the managed local SeaweedFS
+    access_key: str
+    secret_key: str
+    region: str
+    raw_bucket: str
+    raw_prefix: str
+    port: int  # local S3 gateway port (managed mode)
+    base_port: int  # SeaweedFS' other components take ports from here
+
+    @property
+    def managed(self) -> bool:
+        return self.endpoint_url is None
+
+    @property
+    def url(self) -> str:
+        return self.endpoint_url or f"http://127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    host: str | None  # None -> the managed local cluster
+    port: int
+    user: str
+    password: str
+    database: str
+    admin_user: str
+    admin_password: str
+    sslmode: str
+
+    @property
+    def managed(self) -> bool:
+        return self.host is None
+
+    @property
+    def address(self) -> str:
+        return self.host or "127.0.0.1"
+
+    def conninfo(self, admin: bool = False, database: str | None = None) -> str:
+        user, password = (self.admin_user, self.admin_password) if admin else (self.user, self.password)
+        db = database or (self.database if not admin else "postgres")
+        return (
+            f"host={self.address} port={self.port} user={user} password={password} "
+            f"dbname={db} sslmode={self.sslmode} connect_timeout=5"
+        )
+
+    @property
+    def jdbc_url(self) -> str:
+        return f"jdbc:postgresql://{self.address}:{self.port}/{self.database}"
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str
+    driver_memory: str
+    shuffle_partitions: int
+    jdbc_jar: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    s3: S3Config
+    postgres: PostgresConfig
+    spark: SparkConfig
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+
+def load_settings() -> Settings:
+    table = _toml()
+    s3, pg, spark = _Source("s3", table), _Source("pg", table), _Source("spark", table)
+    home = Path(os.environ.get("PULSE_HOME", table.get("home", REPO_ROOT / ".pulse"))).resolve()
+    return Settings(
+        home=home,
+        s3=S3Config(
+            endpoint_url=s3.get("endpoint", None),
+            access_key=s3.get("access_key", "pulse"),  # type: ignore[arg-type]
+            secret_key=s3.get("secret_key", "pulse-secret-key"),  # type: ignore[arg-type]
+            region=s3.get("region", "us-east-1"),  # type: ignore[arg-type]
+            raw_bucket=s3.get("raw_bucket", "pulse-raw"),  # type: ignore[arg-type]
+            raw_prefix=s3.get("raw_prefix", "events"),  # type: ignore[arg-type]
+            port=s3.int("port", 18333),
+            base_port=s3.int("base_port", 18300),
+        ),
+        postgres=PostgresConfig(
+            host=pg.get("host", None),
+            port=pg.int("port", 15432),
+            user=pg.get("user", "pulse"),  # type: ignore[arg-type]
+            password=pg.get("password", "pulse-app-password"),  # type: ignore[arg-type]
+            database=pg.get("database", "pulse"),  # type: ignore[arg-type]
+            admin_user=pg.get("admin_user", "postgres"),  # type: ignore[arg-type]
+            admin_password=pg.get("admin_password", "pulse-admin-password"),  # type: ignore[arg-type]
+            sslmode=pg.get("sslmode", "prefer"),  # type: ignore[arg-type]
+        ),
+        spark=SparkConfig(
+            master=spark.get("master", "local[2]"),  # type: ignore[arg-type]
+            driver_memory=spark.get("driver_memory", "4g"),  # type: ignore[arg-type]
+            shuffle_partitions=spark.int("shuffle_partitions", 4),
+            jdbc_jar=spark.get("jdbc_jar", "/usr/share/java/postgresql.jar"),  # type: ignore[arg-type]
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return load_settings()

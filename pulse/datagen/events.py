@@ -1,0 +1,174 @@
+"""Clean synthetic e-commerce / mobile-app events, vectorised with numpy and deterministic by seed.
+
+Users sign up over the window (growing acquisition), are active on a day with a probability
+that decays with age (churn) and follows a weekly rhythm; each active day has sessions, each
+session a run of product views, some views lead to a cart, some carts to a purchase.
+Prices follow a heavy-tailed (log-normal) catalogue. Output is a dict of numpy columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+
+from pulse.domain import COUNTRY_CURRENCY, FX_TO_USD
+
+PLATFORMS = np.array(["ios", "android", "web"])
+PLATFORM_P = [0.40, 0.45, 0.15]
+COUNTRIES = np.array(["US", "IN", "DE", "GB", "BR", "FR", "CA"])
+COUNTRY_P = [0.35, 0.15, 0.12, 0.10, 0.10, 0.08, 0.10]
+CHANNELS = np.array(["organic", "paid_search", "social", "referral", "email"])
+CHANNEL_P = [0.40, 0.20, 0.20, 0.10, 0.10]
+CHANNEL_LIFETIME_DAYS = np.array([60.0, 25.0, 20.0, 45.0, 35.0])  # mean days before churn
+CATEGORIES = np.array([
+    "electronics.smartphone", "electronics.audio.headphone", "computers.notebook", "appliances.kitchen.kettle",
+    "apparel.shoes", "apparel.jacket", "furniture.living_room.sofa", "kids.toys", "sport.bicycle", "beauty.skincare",
+])
+BRANDS = np.array(["apple", "samsung", "xiaomi", "lenovo", "bosch", "nike", "adidas", "ikea", "lego", "loreal", "acme"])
+HOUR_P = np.array([1, 1, 1, 1, 1, 2, 3, 4, 5, 6, 6, 7, 8, 7, 6, 6, 6, 7, 8, 9, 10, 9, 6, 3], dtype=float)
+HOUR_P /= HOUR_P.sum()
+EVENTS_PER_USER = 45  # rough calibration: events a user produces over the window
+
+
+@dataclass(frozen=True)
+class GenParams:
+    n_events: int = 100_000
+    days: int = 90
+    end_date: date = date(2026, 10, 31)
+    seed: int = 42
+    users_per_chunk: int = 20_000
+
+    @property
+    def start_date(self) -> date:
+        return self.end_date - timedelta(days=self.days - 1)
+
+    @property
+    def n_users(self) -> int:
+        return max(50, self.n_events // EVENTS_PER_USER)
+
+
+@dataclass
+class Catalogue:
+    product_id: np.ndarray
+    category_id: np.ndarray
+    category_code: np.ndarray
+    brand: np.ndarray
+    price_usd: np.ndarray
+    popularity: np.ndarray
+
+
+def make_catalogue(rng: np.random.Generator, n_products: int) -> Catalogue:
+    cat_idx = rng.integers(0, len(CATEGORIES), n_products)
+    popularity = 1.0 / np.arange(1, n_products + 1) ** 0.9  # Zipf-like
+    return Catalogue(
+        product_id=1_000_000 + np.arange(n_products, dtype=np.int64),
+        category_id=2_053_013_552_000_000_000 + cat_idx.astype(np.int64) * 1_000_003,
+        category_code=CATEGORIES[cat_idx],
+        brand=BRANDS[rng.integers(0, len(BRANDS), n_products)],
+        price_usd=np.clip(np.round(rng.lognormal(3.3, 1.0, n_products), 2), 0.99, 4999.0),
+        popularity=popularity / popularity.sum(),
+    )
+
+
+def _uuid_hex(rng: np.random.Generator, n: int) -> np.ndarray:
+    words = rng.integers(0, 2**63 - 1, size=(n, 2), dtype=np.int64)
+    return np.array([f"{a:016x}{b:016x}" for a, b in words.tolist()], dtype=object)
+
+
+def generate_chunk(params: GenParams, rng: np.random.Generator, cat: Catalogue, user_offset: int, n_users: int
+                   ) -> dict[str, np.ndarray]:
+    days = params.days
+    # --- users: signup day grows over the window (acquisition trend)
+    day_w = 1.0 + 1.5 * np.arange(days) / days
+    signup = rng.choice(days, n_users, p=day_w / day_w.sum())
+    platform = rng.choice(len(PLATFORMS), n_users, p=PLATFORM_P)
+    country = rng.choice(len(COUNTRIES), n_users, p=COUNTRY_P)
+    channel = rng.choice(len(CHANNELS), n_users, p=CHANNEL_P)
+    engagement = rng.beta(2.0, 3.0, n_users)
+    lifetime = rng.exponential(CHANNEL_LIFETIME_DAYS[channel])
+    minor = np.clip((signup / days * 6).astype(int) + rng.integers(-1, 2, n_users), 0, 6)
+    app_version = np.array([f"5.{m}.0" for m in minor.tolist()], dtype=object)
+    app_version[platform == 2] = "web"
+
+    # --- activity matrix (users x days)
+    age = np.arange(days)[None, :] - signup[:, None]
+    dow = (np.array([(params.start_date + timedelta(days=d)).weekday() for d in range(days)]) >= 5)
+    weekly = np.where(dow[None, :], np.where(platform[:, None] == 2, 0.8, 1.2), 1.0)
+    p_active = engagement[:, None] * (0.35 + 0.65 * np.exp(-np.maximum(age, 0) / 7.0)) * weekly
+    active = (age >= 0) & (age < lifetime[:, None]) & (rng.random((n_users, days)) < p_active)
+    active[np.arange(n_users), signup] = True  # everybody is active on signup day
+    u_idx, d_idx = np.nonzero(active)
+
+    # --- sessions
+    n_sess = 1 + rng.poisson(0.5, len(u_idx))
+    s_user = np.repeat(u_idx, n_sess)
+    s_day = np.repeat(d_idx, n_sess)
+    n_s = len(s_user)
+    s_start = (s_day.astype(np.int64) * 86_400 + rng.choice(24, n_s, p=HOUR_P) * 3600
+               + rng.integers(0, 3600, n_s)) * 1000
+    s_id = _uuid_hex(rng, n_s)
+
+    # --- views: each session is a run of views at >= 1 s apart (no two events share a millisecond)
+    n_views = 1 + rng.poisson(4.0, n_s)
+    v_sess = np.repeat(np.arange(n_s), n_views)
+    gaps = 1000 + rng.exponential(40_000, len(v_sess)).astype(np.int64)
+    first = np.zeros(len(v_sess), dtype=bool)
+    first[np.cumsum(n_views) - n_views] = True
+    csum = np.cumsum(gaps)
+    base = np.repeat(csum[first] - gaps[first], n_views)
+    v_time = s_start[v_sess] + (csum - base)
+    v_prod = rng.choice(len(cat.product_id), len(v_sess), p=cat.popularity)
+
+    # --- funnel: view -> cart -> purchase, or cart -> remove
+    buy_bias = 0.6 + engagement[s_user[v_sess]]
+    carted = rng.random(len(v_sess)) < 0.09 * buy_bias
+    c_sess, c_prod = v_sess[carted], v_prod[carted]
+    c_time = v_time[carted] + 1000 + rng.exponential(20_000, carted.sum()).astype(np.int64)
+    bought = rng.random(len(c_sess)) < 0.45
+    removed = ~bought & (rng.random(len(c_sess)) < 0.3)
+    p_time = c_time[bought] + 1000 + rng.exponential(120_000, bought.sum()).astype(np.int64)
+    r_time = c_time[removed] + 1000 + rng.exponential(60_000, removed.sum()).astype(np.int64)
+
+    sess = np.concatenate([v_sess, c_sess, c_sess[bought], c_sess[removed]])
+    prod = np.concatenate([v_prod, c_prod, c_prod[bought], c_prod[removed]])
+    t_ms = np.concatenate([v_time, c_time, p_time, r_time])
+    etype = np.concatenate([
+        np.full(len(v_sess), "view", dtype=object), np.full(len(c_sess), "cart", dtype=object),
+        np.full(int(bought.sum()), "purchase", dtype=object), np.full(int(removed.sum()), "remove_from_cart", dtype=object),
+    ])
+    user = s_user[sess]
+    ctry = COUNTRIES[country[user]]
+    currency = np.array([COUNTRY_CURRENCY[c] for c in COUNTRIES])[country[user]]
+    rate = np.array([float(FX_TO_USD[COUNTRY_CURRENCY[c]]) for c in COUNTRIES])[country[user]]
+    n = len(sess)
+    return {
+        "event_id": _uuid_hex(rng, n),
+        "t_ms": t_ms,  # ms since start_date 00:00 UTC
+        "event_type": etype,
+        "product_id": cat.product_id[prod],
+        "category_id": cat.category_id[prod],
+        "category_code": cat.category_code[prod],
+        "brand": cat.brand[prod],
+        "price": np.maximum(np.round(cat.price_usd[prod] / rate, 2), 0.01),
+        "user_id": (user_offset + user + 1).astype(np.int64),
+        "user_session": s_id[sess],
+        "currency": currency,
+        "platform": PLATFORMS[platform[user]],
+        "country": ctry,
+        "app_version": app_version[user],
+        "channel": CHANNELS[channel[user]],
+    }
+
+
+def generate(params: GenParams):
+    """Yield column dicts, one per chunk of users, so 10M+ events never sit in memory twice."""
+    rng = np.random.default_rng(params.seed)
+    cat = make_catalogue(rng, max(200, min(20_000, params.n_events // 200)))
+    remaining, offset = params.n_users, 0
+    while remaining > 0:
+        n = min(params.users_per_chunk, remaining)
+        yield generate_chunk(params, rng, cat, offset, n)
+        offset += n
+        remaining -= n

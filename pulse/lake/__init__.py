@@ -1,0 +1,1 @@
+"""The RAW layer of the lake (S3)."""

@@ -1,0 +1,135 @@
+"""The RAW layer: immutable event files in S3, partitioned by source and ingest date, with manifests.
+
+Layout under ``s3://<raw_bucket>/<raw_prefix>/source=<source>/``:
+  ingest_date=YYYY-MM-DD/part-NNNNN.csv.gz      the files, never rewritten once committed
+  _manifests/ingest_date=YYYY-MM-DD.json         written last: a partition exists only once this does
+
+So a partial upload never looks complete (readers list manifests, not files), and uploading
+the same partition again is a no-op; different bytes for a committed partition are refused.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pulse.common import s3 as s3util
+from pulse.common.progress import say, step
+from pulse.config import S3Config
+from pulse.domain import SCHEMA_VERSION
+
+PARTITION_RE = re.compile(r"ingest_date=(\d{4}-\d{2}-\d{2})$")
+
+
+class RawLayerError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class RawFile:
+    key: str
+    ingest_date: str
+    bytes: int
+
+
+def source_prefix(cfg: S3Config, source: str) -> str:
+    return f"{cfg.raw_prefix}/source={source}"
+
+
+def manifest_key(cfg: S3Config, source: str, ingest_date: str) -> str:
+    return f"{source_prefix(cfg, source)}/_manifests/ingest_date={ingest_date}.json"
+
+
+def describe_file(path: Path) -> dict:
+    body = path.read_bytes()
+    text = gzip.decompress(body) if path.suffix == ".gz" else body
+    lines = text.count(b"\n") + (0 if text.endswith(b"\n") or not text else 1)
+    return {"file": path.name, "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+            "rows": max(lines - 1, 0)}  # minus the header line
+
+
+def build_manifest(source: str, ingest_date: str, files: list[Path]) -> dict:
+    entries = [describe_file(p) for p in sorted(files)]
+    return {
+        "source": source, "ingest_date": ingest_date, "schema_version": SCHEMA_VERSION, "format": "csv.gz",
+        "files": entries, "rows": sum(e["rows"] for e in entries), "bytes": sum(e["bytes"] for e in entries),
+    }
+
+
+def _same_content(a: dict, b: dict) -> bool:
+    return [(f["file"], f["sha256"]) for f in a["files"]] == [(f["file"], f["sha256"]) for f in b["files"]]
+
+
+def read_manifest(s3: Any, cfg: S3Config, source: str, ingest_date: str) -> dict | None:
+    try:
+        body = s3.get_object(Bucket=cfg.raw_bucket, Key=manifest_key(cfg, source, ingest_date))["Body"].read()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    return json.loads(body)
+
+
+def upload_dataset(cfg: S3Config, local_root: Path, source: str, threads: int = 8) -> dict:
+    """Upload every ingest_date=… partition of ``local_root``; returns counts of what was done."""
+    s3 = s3util.client(cfg)
+    s3util.ensure_bucket(s3, cfg.raw_bucket)
+    partitions = sorted(p for p in local_root.iterdir() if p.is_dir() and PARTITION_RE.search(p.name))
+    if not partitions:
+        raise RawLayerError(f"no ingest_date=YYYY-MM-DD partitions under {local_root}")
+    done = {"uploaded": 0, "unchanged": 0, "files": 0, "rows": 0, "bytes": 0}
+    with step(f"upload RAW {local_root.name} -> s3://{cfg.raw_bucket}/{source_prefix(cfg, source)}") as s, \
+            ThreadPoolExecutor(threads) as pool:
+        for part in partitions:
+            ingest_date = PARTITION_RE.search(part.name).group(1)  # type: ignore[union-attr]
+            manifest = build_manifest(source, ingest_date, list(part.glob("*.csv*")))
+            existing = read_manifest(s3, cfg, source, ingest_date)
+            if existing is not None:
+                if not _same_content(existing, manifest):
+                    raise RawLayerError(
+                        f"RAW partition source={source}/ingest_date={ingest_date} is committed with other content; "
+                        "RAW is immutable: load corrected data as a new ingest date or source")
+                done["unchanged"] += 1
+                continue
+            prefix = f"{source_prefix(cfg, source)}/ingest_date={ingest_date}"
+
+            def put(entry: dict, prefix: str = prefix, part: Path = part) -> None:
+                s3.put_object(Bucket=cfg.raw_bucket, Key=f"{prefix}/{entry['file']}",
+                              Body=(part / entry["file"]).read_bytes(), Metadata={"sha256": entry["sha256"]})
+
+            list(pool.map(put, manifest["files"]))
+            manifest["committed_at"] = datetime.now(UTC).isoformat()
+            s3.put_object(Bucket=cfg.raw_bucket, Key=manifest_key(cfg, source, ingest_date),
+                          Body=json.dumps(manifest, indent=1).encode(), ContentType="application/json")
+            done["uploaded"] += 1
+            done["files"] += len(manifest["files"])
+            done["bytes"] += manifest["bytes"]
+            s.update(manifest["rows"])
+        done["rows"] = s.rows
+    say(f"    partitions uploaded: {done['uploaded']}, already there (no-op): {done['unchanged']}")
+    return done
+
+
+def list_committed(cfg: S3Config, source: str, ingest_dates: list[str] | None = None) -> list[RawFile]:
+    """Files of committed partitions only (those with a manifest)."""
+    s3 = s3util.client(cfg)
+    files: list[RawFile] = []
+    for key in s3util.list_keys(s3, cfg.raw_bucket, f"{source_prefix(cfg, source)}/_manifests/"):
+        ingest_date = key.rsplit("ingest_date=", 1)[1].removesuffix(".json")
+        if ingest_dates and ingest_date not in ingest_dates:
+            continue
+        manifest = json.loads(s3.get_object(Bucket=cfg.raw_bucket, Key=key)["Body"].read())
+        if manifest.get("schema_version") != SCHEMA_VERSION:
+            raise RawLayerError(f"{key}: schema_version {manifest.get('schema_version')} is not {SCHEMA_VERSION}")
+        prefix = f"{source_prefix(cfg, source)}/ingest_date={ingest_date}"
+        files += [RawFile(f"{prefix}/{f['file']}", ingest_date, f["bytes"]) for f in manifest["files"]]
+    return files

@@ -1,0 +1,1 @@
+"""Local services Pulse runs itself (or connects to, when configured as external)."""

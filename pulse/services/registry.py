@@ -1,0 +1,44 @@
+"""The services Pulse knows, in start order. Later stages append theirs here."""
+
+from __future__ import annotations
+
+from pulse.config import Settings
+from pulse.services.base import Service, ServiceStatus
+from pulse.services.objectstore import ObjectStore
+from pulse.services.postgres import Postgres
+from pulse.services.spark import Spark
+
+SERVICE_TYPES: list[type[Service]] = [ObjectStore, Postgres, Spark]
+
+
+def all_services(settings: Settings) -> list[Service]:
+    return [cls(settings) for cls in SERVICE_TYPES]
+
+
+def pick(settings: Settings, names: list[str] | None) -> list[Service]:
+    services = all_services(settings)
+    if not names:
+        return services
+    unknown = set(names) - {s.name for s in services}
+    if unknown:
+        raise SystemExit(f"unknown service(s): {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in services)}")
+    return [s for s in services if s.name in names]
+
+
+def up(settings: Settings, names: list[str] | None = None, echo=print) -> None:
+    for svc in pick(settings, names):
+        where = "local" if svc.managed else "external"
+        echo(f"  starting {svc.name} ({where}) …")
+        svc.start()
+        echo(f"  {svc.name}: up at {svc.endpoint}")
+
+
+def down(settings: Settings, names: list[str] | None = None, echo=print) -> None:
+    for svc in reversed(pick(settings, names)):
+        if svc.managed:
+            svc.stop()
+            echo(f"  {svc.name}: stopped")
+
+
+def statuses(settings: Settings) -> list[ServiceStatus]:
+    return [svc.status() for svc in all_services(settings)]

@@ -1,0 +1,1 @@
+"""Stage 1: RAW (S3) -> Spark cleaning -> PostgreSQL ``staging``."""
