@@ -8,7 +8,15 @@ SCHEMA_VERSION = 1
 
 # RAW CSV layout (schema_version 1): the public e-commerce event-log columns plus app context.
 PUBLIC_COLUMNS = [
-    "event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session",
+    "event_time",
+    "event_type",
+    "product_id",
+    "category_id",
+    "category_code",
+    "brand",
+    "price",
+    "user_id",
+    "user_session",
 ]
 RAW_COLUMNS = ["event_id", *PUBLIC_COLUMNS, "currency", "platform", "country", "app_version", "channel"]
 
@@ -18,21 +26,25 @@ EVENT_TYPE_SYNONYMS = {"add_to_cart": "cart", "page_view": "view", "order": "pur
 
 # Fixed reference rates (USD per unit); a real deployment would load a daily rates table.
 FX_TO_USD: dict[str, Decimal] = {
-    "USD": Decimal("1.000000"), "EUR": Decimal("1.080000"), "GBP": Decimal("1.270000"),
-    "INR": Decimal("0.012000"), "BRL": Decimal("0.200000"), "CAD": Decimal("0.740000"),
+    "USD": Decimal("1.000000"),
+    "EUR": Decimal("1.080000"),
+    "GBP": Decimal("1.270000"),
+    "INR": Decimal("0.012000"),
+    "BRL": Decimal("0.200000"),
+    "CAD": Decimal("0.740000"),
 }
 COUNTRY_CURRENCY = {"US": "USD", "DE": "EUR", "FR": "EUR", "GB": "GBP", "IN": "INR", "BR": "BRL", "CA": "CAD"}
 
 # Quarantine rules in precedence order: a row is reported under the first rule it breaks.
 RULES = (
-    "malformed_line",          # CSV line with the wrong number of fields
+    "malformed_line",  # CSV line with the wrong number of fields
     "missing_required_field",  # event_time, event_type or user_id empty
-    "wrong_type",              # ids not integers, price not a number
-    "invalid_timestamp",       # event_time in no accepted format
-    "future_timestamp",        # event_time after the end of the ingest day + 1 day
-    "unknown_event_type",      # not one of EVENT_TYPES (after normalisation)
-    "unknown_currency",        # currency code without a rate
-    "invalid_price",           # price <= 0
-    "duplicate_event_id",      # the same event_id seen earlier
-    "near_duplicate",          # same user/session/type/product/time as an earlier event
+    "wrong_type",  # ids not integers, price not a number
+    "invalid_timestamp",  # event_time in no accepted format
+    "future_timestamp",  # event_time after the end of the ingest day + 1 day
+    "unknown_event_type",  # not one of EVENT_TYPES (after normalisation)
+    "unknown_currency",  # currency code without a rate
+    "invalid_price",  # price <= 0
+    "duplicate_event_id",  # the same event_id seen earlier
+    "near_duplicate",  # same user/session/type/product/time as an earlier event
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import psutil
 
@@ -29,10 +29,8 @@ def tree_rss_mb() -> float:
     procs = [proc, *proc.children(recursive=True)]
     total = 0
     for p in procs:
-        try:
+        with suppress(psutil.Error):
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
     return total / 2**20
 
 

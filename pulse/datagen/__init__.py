@@ -29,8 +29,16 @@ def generate_dataset(out_dir: Path, params: GenParams, dirt: DirtParams | None =
             raw = render(chunk, params.start_date, rng, dirt, truth)
             write_chunk(tmp, raw, params.start_date, part)
             s.update(len(raw.ingest_day) + len(raw.malformed))
-    doc = {"params": {"n_events": params.n_events, "days": params.days, "end_date": params.end_date.isoformat(),
-                      "seed": params.seed, "dirt": dirt.__dict__}, **truth.to_dict()}
+    doc = {
+        "params": {
+            "n_events": params.n_events,
+            "days": params.days,
+            "end_date": params.end_date.isoformat(),
+            "seed": params.seed,
+            "dirt": dirt.__dict__,
+        },
+        **truth.to_dict(),
+    }
     (tmp / GROUND_TRUTH_FILE).write_text(json.dumps(doc, indent=1))
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)  # a half-written dataset never looks complete

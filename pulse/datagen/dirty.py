@@ -84,8 +84,7 @@ def _fmt_price(p: np.ndarray) -> np.ndarray:
     return np.array([f"{x:.2f}" for x in p.tolist()], dtype=object)
 
 
-def render(chunk: dict[str, np.ndarray], start: date, rng: np.random.Generator, dp: DirtParams,
-           truth: GroundTruth) -> RawChunk:
+def render(chunk: dict[str, np.ndarray], start: date, rng: np.random.Generator, dp: DirtParams, truth: GroundTruth) -> RawChunk:
     n = len(chunk["event_id"])
     t_ms = chunk["t_ms"]
     event_day = (t_ms // 86_400_000).astype(np.int64)
@@ -114,18 +113,23 @@ def render(chunk: dict[str, np.ndarray], start: date, rng: np.random.Generator, 
     tz = np.nonzero(rng.random(n) < dp.tz_rate)[0]
     for i, style in zip(tz.tolist(), rng.integers(0, 3, len(tz)).tolist(), strict=True):
         cols["event_time"][i] = _other_format(int(t_ms[i]), start, style, rng)
-    for name, fn in (("event_type", lambda s: f" {s.upper()} "), ("brand", str.upper), ("country", str.lower),
-                     ("currency", str.lower), ("category_code", str.title)):
+    for name, fn in (
+        ("event_type", lambda s: f" {s.upper()} "),
+        ("brand", str.upper),
+        ("country", str.lower),
+        ("currency", str.lower),
+        ("category_code", str.title),
+    ):
         idx = np.nonzero(rng.random(n) < dp.noise_rate)[0]
         cols[name][idx] = [fn(v) for v in cols[name][idx].tolist()]
 
     # ---- defects on disjoint rows; duplicates copy rows that stay clean
-    budget = {k: int(round(n * dp.rate * share)) for k, (share, _) in DEFECTS.items()}
+    budget = {k: round(n * dp.rate * share) for k, (share, _) in DEFECTS.items()}
     in_place = [k for k in DEFECTS if k not in ("exact_duplicate", "near_duplicate", "malformed_line")]
     perm = rng.permutation(n)
     pos, corrupted = 0, np.zeros(n, dtype=bool)
     for kind in in_place:
-        rows = perm[pos: pos + budget[kind]]
+        rows = perm[pos : pos + budget[kind]]
         pos += len(rows)
         corrupted[rows] = True
         for i in rows.tolist():
@@ -133,7 +137,7 @@ def render(chunk: dict[str, np.ndarray], start: date, rng: np.random.Generator, 
     clean_rows = perm[pos:]
     n_dup, n_near = budget["exact_duplicate"], budget["near_duplicate"]
     dup_src = clean_rows[:n_dup]
-    near_src = clean_rows[n_dup: n_dup + n_near]
+    near_src = clean_rows[n_dup : n_dup + n_near]
 
     extra = np.concatenate([dup_src, near_src])
     for name in cols:
@@ -169,8 +173,10 @@ def render(chunk: dict[str, np.ndarray], start: date, rng: np.random.Generator, 
     buys = keep[chunk["event_type"][keep] == "purchase"]
     truth.purchases += len(buys)
     truth.revenue_usd += sum(
-        ((Decimal(p) * FX_TO_USD[c.strip().upper()]).quantize(CENT, ROUND_HALF_UP)
-         for p, c in zip(cols["price"][buys].tolist(), cols["currency"][buys].tolist(), strict=True)),
+        (
+            (Decimal(p) * FX_TO_USD[c.strip().upper()]).quantize(CENT, ROUND_HALF_UP)
+            for p, c in zip(cols["price"][buys].tolist(), cols["currency"][buys].tolist(), strict=True)
+        ),
         Decimal("0"),
     )
     return RawChunk(cols, ingest_day, order, malformed)
@@ -188,8 +194,7 @@ def _other_format(ms: int, start: date, style: int, rng: np.random.Generator) ->
     return str(epoch_ms)  # mobile SDKs send epoch milliseconds
 
 
-def _corrupt(cols: dict[str, np.ndarray], i: int, kind: str, rng: np.random.Generator, start: date,
-             ingest_day: int) -> None:
+def _corrupt(cols: dict[str, np.ndarray], i: int, kind: str, rng: np.random.Generator, start: date, ingest_day: int) -> None:
     pick = int(rng.integers(0, 3))
     if kind == "null_required":
         cols[("event_time", "event_type", "user_id")[pick]][i] = ""

@@ -22,10 +22,20 @@ COUNTRY_P = [0.35, 0.15, 0.12, 0.10, 0.10, 0.08, 0.10]
 CHANNELS = np.array(["organic", "paid_search", "social", "referral", "email"])
 CHANNEL_P = [0.40, 0.20, 0.20, 0.10, 0.10]
 CHANNEL_LIFETIME_DAYS = np.array([60.0, 25.0, 20.0, 45.0, 35.0])  # mean days before churn
-CATEGORIES = np.array([
-    "electronics.smartphone", "electronics.audio.headphone", "computers.notebook", "appliances.kitchen.kettle",
-    "apparel.shoes", "apparel.jacket", "furniture.living_room.sofa", "kids.toys", "sport.bicycle", "beauty.skincare",
-])
+CATEGORIES = np.array(
+    [
+        "electronics.smartphone",
+        "electronics.audio.headphone",
+        "computers.notebook",
+        "appliances.kitchen.kettle",
+        "apparel.shoes",
+        "apparel.jacket",
+        "furniture.living_room.sofa",
+        "kids.toys",
+        "sport.bicycle",
+        "beauty.skincare",
+    ]
+)
 BRANDS = np.array(["apple", "samsung", "xiaomi", "lenovo", "bosch", "nike", "adidas", "ikea", "lego", "loreal", "acme"])
 HOUR_P = np.array([1, 1, 1, 1, 1, 2, 3, 4, 5, 6, 6, 7, 8, 7, 6, 6, 6, 7, 8, 9, 10, 9, 6, 3], dtype=float)
 HOUR_P /= HOUR_P.sum()
@@ -77,8 +87,9 @@ def _uuid_hex(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.array([f"{a:016x}{b:016x}" for a, b in words.tolist()], dtype=object)
 
 
-def generate_chunk(params: GenParams, rng: np.random.Generator, cat: Catalogue, user_offset: int, n_users: int
-                   ) -> dict[str, np.ndarray]:
+def generate_chunk(
+    params: GenParams, rng: np.random.Generator, cat: Catalogue, user_offset: int, n_users: int
+) -> dict[str, np.ndarray]:
     days = params.days
     # --- users: signup day grows over the window (acquisition trend)
     day_w = 1.0 + 1.5 * np.arange(days) / days
@@ -94,7 +105,7 @@ def generate_chunk(params: GenParams, rng: np.random.Generator, cat: Catalogue, 
 
     # --- activity matrix (users x days)
     age = np.arange(days)[None, :] - signup[:, None]
-    dow = (np.array([(params.start_date + timedelta(days=d)).weekday() for d in range(days)]) >= 5)
+    dow = np.array([(params.start_date + timedelta(days=d)).weekday() for d in range(days)]) >= 5
     weekly = np.where(dow[None, :], np.where(platform[:, None] == 2, 0.8, 1.2), 1.0)
     p_active = engagement[:, None] * (0.35 + 0.65 * np.exp(-np.maximum(age, 0) / 7.0)) * weekly
     active = (age >= 0) & (age < lifetime[:, None]) & (rng.random((n_users, days)) < p_active)
@@ -106,8 +117,7 @@ def generate_chunk(params: GenParams, rng: np.random.Generator, cat: Catalogue, 
     s_user = np.repeat(u_idx, n_sess)
     s_day = np.repeat(d_idx, n_sess)
     n_s = len(s_user)
-    s_start = (s_day.astype(np.int64) * 86_400 + rng.choice(24, n_s, p=HOUR_P) * 3600
-               + rng.integers(0, 3600, n_s)) * 1000
+    s_start = (s_day.astype(np.int64) * 86_400 + rng.choice(24, n_s, p=HOUR_P) * 3600 + rng.integers(0, 3600, n_s)) * 1000
     s_id = _uuid_hex(rng, n_s)
 
     # --- views: each session is a run of views at >= 1 s apart (no two events share a millisecond)
@@ -134,10 +144,14 @@ def generate_chunk(params: GenParams, rng: np.random.Generator, cat: Catalogue, 
     sess = np.concatenate([v_sess, c_sess, c_sess[bought], c_sess[removed]])
     prod = np.concatenate([v_prod, c_prod, c_prod[bought], c_prod[removed]])
     t_ms = np.concatenate([v_time, c_time, p_time, r_time])
-    etype = np.concatenate([
-        np.full(len(v_sess), "view", dtype=object), np.full(len(c_sess), "cart", dtype=object),
-        np.full(int(bought.sum()), "purchase", dtype=object), np.full(int(removed.sum()), "remove_from_cart", dtype=object),
-    ])
+    etype = np.concatenate(
+        [
+            np.full(len(v_sess), "view", dtype=object),
+            np.full(len(c_sess), "cart", dtype=object),
+            np.full(int(bought.sum()), "purchase", dtype=object),
+            np.full(int(removed.sum()), "remove_from_cart", dtype=object),
+        ]
+    )
     user = s_user[sess]
     ctry = COUNTRIES[country[user]]
     currency = np.array([COUNTRY_CURRENCY[c] for c in COUNTRIES])[country[user]]

@@ -53,15 +53,24 @@ def describe_file(path: Path) -> dict:
     body = path.read_bytes()
     text = gzip.decompress(body) if path.suffix == ".gz" else body
     lines = text.count(b"\n") + (0 if text.endswith(b"\n") or not text else 1)
-    return {"file": path.name, "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(),
-            "rows": max(lines - 1, 0)}  # minus the header line
+    return {
+        "file": path.name,
+        "bytes": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "rows": max(lines - 1, 0),
+    }  # minus the header line
 
 
 def build_manifest(source: str, ingest_date: str, files: list[Path]) -> dict:
     entries = [describe_file(p) for p in sorted(files)]
     return {
-        "source": source, "ingest_date": ingest_date, "schema_version": SCHEMA_VERSION, "format": "csv.gz",
-        "files": entries, "rows": sum(e["rows"] for e in entries), "bytes": sum(e["bytes"] for e in entries),
+        "source": source,
+        "ingest_date": ingest_date,
+        "schema_version": SCHEMA_VERSION,
+        "format": "csv.gz",
+        "files": entries,
+        "rows": sum(e["rows"] for e in entries),
+        "bytes": sum(e["bytes"] for e in entries),
     }
 
 
@@ -87,8 +96,10 @@ def upload_dataset(cfg: S3Config, local_root: Path, source: str, threads: int = 
     if not partitions:
         raise RawLayerError(f"no ingest_date=YYYY-MM-DD partitions under {local_root}")
     done = {"uploaded": 0, "unchanged": 0, "files": 0, "rows": 0, "bytes": 0}
-    with step(f"upload RAW {local_root.name} -> s3://{cfg.raw_bucket}/{source_prefix(cfg, source)}") as s, \
-            ThreadPoolExecutor(threads) as pool:
+    with (
+        step(f"upload RAW {local_root.name} -> s3://{cfg.raw_bucket}/{source_prefix(cfg, source)}") as s,
+        ThreadPoolExecutor(threads) as pool,
+    ):
         for part in partitions:
             ingest_date = PARTITION_RE.search(part.name).group(1)  # type: ignore[union-attr]
             manifest = build_manifest(source, ingest_date, list(part.glob("*.csv*")))
@@ -97,19 +108,28 @@ def upload_dataset(cfg: S3Config, local_root: Path, source: str, threads: int = 
                 if not _same_content(existing, manifest):
                     raise RawLayerError(
                         f"RAW partition source={source}/ingest_date={ingest_date} is committed with other content; "
-                        "RAW is immutable: load corrected data as a new ingest date or source")
+                        "RAW is immutable: load corrected data as a new ingest date or source"
+                    )
                 done["unchanged"] += 1
                 continue
             prefix = f"{source_prefix(cfg, source)}/ingest_date={ingest_date}"
 
             def put(entry: dict, prefix: str = prefix, part: Path = part) -> None:
-                s3.put_object(Bucket=cfg.raw_bucket, Key=f"{prefix}/{entry['file']}",
-                              Body=(part / entry["file"]).read_bytes(), Metadata={"sha256": entry["sha256"]})
+                s3.put_object(
+                    Bucket=cfg.raw_bucket,
+                    Key=f"{prefix}/{entry['file']}",
+                    Body=(part / entry["file"]).read_bytes(),
+                    Metadata={"sha256": entry["sha256"]},
+                )
 
             list(pool.map(put, manifest["files"]))
             manifest["committed_at"] = datetime.now(UTC).isoformat()
-            s3.put_object(Bucket=cfg.raw_bucket, Key=manifest_key(cfg, source, ingest_date),
-                          Body=json.dumps(manifest, indent=1).encode(), ContentType="application/json")
+            s3.put_object(
+                Bucket=cfg.raw_bucket,
+                Key=manifest_key(cfg, source, ingest_date),
+                Body=json.dumps(manifest, indent=1).encode(),
+                ContentType="application/json",
+            )
             done["uploaded"] += 1
             done["files"] += len(manifest["files"])
             done["bytes"] += manifest["bytes"]

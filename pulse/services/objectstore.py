@@ -40,15 +40,28 @@ class ObjectStore(ManagedProcess):
         cfg, base = self.settings.s3, self.settings.s3.base_port
         # every port explicit: weed mini otherwise opens admin/metrics/iceberg ports on defaults
         return [
-            weed_binary(), "mini", f"-dir={self.data_dir}",
-            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={base}", f"-master.port.grpc={base + 1}",
-            f"-volume.port={base + 2}", f"-volume.port.grpc={base + 3}",
-            f"-filer.port={base + 4}", f"-filer.port.grpc={base + 5}",
-            f"-admin.port={base + 6}", f"-admin.port.grpc={base + 7}", "-admin.ui=false",
-            f"-metricsPort={base + 8}", f"-s3.port={cfg.port}", f"-s3.port.grpc={cfg.port + 1}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
-            "-master.telemetry=false", "-master.volumeSizeLimitMB=512",
+            weed_binary(),
+            "mini",
+            f"-dir={self.data_dir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={base}",
+            f"-master.port.grpc={base + 1}",
+            f"-volume.port={base + 2}",
+            f"-volume.port.grpc={base + 3}",
+            f"-filer.port={base + 4}",
+            f"-filer.port.grpc={base + 5}",
+            f"-admin.port={base + 6}",
+            f"-admin.port.grpc={base + 7}",
+            "-admin.ui=false",
+            f"-metricsPort={base + 8}",
+            f"-s3.port={cfg.port}",
+            f"-s3.port.grpc={cfg.port + 1}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-master.telemetry=false",
+            "-master.volumeSizeLimitMB=512",
         ]
 
     def environment(self) -> dict[str, str]:

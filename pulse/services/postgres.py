@@ -62,9 +62,22 @@ class Postgres(ManagedProcess):
         self._chown(pwfile)
         try:
             subprocess.run(
-                [str(pg_bindir() / "initdb"), "-D", str(self.data_dir), "-U", self.settings.postgres.admin_user,
-                 "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--no-locale"],
-                check=True, capture_output=True, text=True, **_run_as(),
+                [
+                    str(pg_bindir() / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.settings.postgres.admin_user,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                **_run_as(),
             )
         except subprocess.CalledProcessError as exc:
             raise ServiceError(f"initdb failed: {exc.stderr}") from exc
@@ -91,8 +104,13 @@ class Postgres(ManagedProcess):
     def spawn(self) -> None:
         with self.log_path.open("ab") as log:
             proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.data_dir, start_new_session=True, **_run_as(),
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.data_dir,
+                start_new_session=True,
+                **_run_as(),
             )
         self.pid_path.write_text(str(proc.pid))
 
@@ -114,8 +132,10 @@ class Postgres(ManagedProcess):
         cfg = self.settings.postgres
         with pg.connect(cfg, admin=True, autocommit=True) as conn:
             if not conn.execute("select 1 from pg_roles where rolname = %s", (cfg.user,)).fetchone():
-                conn.execute(sql.SQL("create role {} login password {}").format(
-                    sql.Identifier(cfg.user), sql.Literal(cfg.password)))
+                conn.execute(
+                    sql.SQL("create role {} login password {}").format(sql.Identifier(cfg.user), sql.Literal(cfg.password))
+                )
             if not conn.execute("select 1 from pg_database where datname = %s", (cfg.database,)).fetchone():
-                conn.execute(sql.SQL("create database {} owner {}").format(
-                    sql.Identifier(cfg.database), sql.Identifier(cfg.user)))
+                conn.execute(
+                    sql.SQL("create database {} owner {}").format(sql.Identifier(cfg.database), sql.Identifier(cfg.user))
+                )

@@ -43,7 +43,11 @@ def read_raw(spark, settings: Settings, source: str):
     spark.dataSource.register(RawCsvDataSource)
     s3 = settings.s3
     reader = spark.read.format(SOURCE_NAME).options(
-        endpoint=s3.url, access_key=s3.access_key, secret_key=s3.secret_key, region=s3.region, bucket=s3.raw_bucket,
+        endpoint=s3.url,
+        access_key=s3.access_key,
+        secret_key=s3.secret_key,
+        region=s3.region,
+        bucket=s3.raw_bucket,
         files=json.dumps([{"key": f.key, "ingest_date": f.ingest_date, "bytes": f.bytes} for f in files]),
         # ~32 MB of gzip'd CSV per task, at least two tasks per core
         partitions=str(max(2 * spark.sparkContext.defaultParallelism, sum(f.bytes for f in files) // (32 << 20))),
@@ -57,8 +61,7 @@ def run(settings: Settings, source: str = "demo", spark=None) -> dict:
     migrate(cfg)
     run_id = new_run_id()
     with pg.connect(cfg, autocommit=True) as conn:
-        conn.execute("insert into staging.load_runs (run_id, source, status) values (%s, %s, 'running')",
-                     (run_id, source))
+        conn.execute("insert into staging.load_runs (run_id, source, status) values (%s, %s, 'running')", (run_id, source))
     say(f"==> clean job run {run_id} (source={source})")
     own_spark = spark is None
     spark = spark or session(settings, f"pulse-clean-{source}")
@@ -69,8 +72,10 @@ def run(settings: Settings, source: str = "demo", spark=None) -> dict:
         return summary
     except Exception as exc:
         with pg.connect(cfg, autocommit=True) as conn:
-            conn.execute("update staging.load_runs set status = 'failed', finished_at = now(), error = %s "
-                         "where run_id = %s", (f"{type(exc).__name__}: {exc}"[:4000], run_id))
+            conn.execute(
+                "update staging.load_runs set status = 'failed', finished_at = now(), error = %s where run_id = %s",
+                (f"{type(exc).__name__}: {exc}"[:4000], run_id),
+            )
         raise
     finally:
         load.drop_load_tables(cfg, TABLES, run_id)
@@ -96,8 +101,7 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
     }
     with step("spark: parse, validate, dedup") as s:
         rows_in = classified.count()
-        rules = {r["rule"]: r["count"] for r in classified.filter(F.col("rule").isNotNull()).groupBy("rule").count()
-                 .collect()}
+        rules = {r["rule"]: r["count"] for r in classified.filter(F.col("rule").isNotNull()).groupBy("rule").count().collect()}
         s.rows = rows_in
     spark_seconds = s.seconds
     load.create_load_tables(cfg, TABLES, run_id)
@@ -109,22 +113,37 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
     copy_seconds = s.seconds
     quarantined = sum(rules.values())
     if counts["events"] + counts["quarantine"] != rows_in or counts["quarantine"] != quarantined:
-        raise LoadCheckError(f"row accounting broken: in={rows_in} out={counts['events']} "
-                             f"quarantine={counts['quarantine']} (rules say {quarantined})")
+        raise LoadCheckError(
+            f"row accounting broken: in={rows_in} out={counts['events']} "
+            f"quarantine={counts['quarantine']} (rules say {quarantined})"
+        )
     with step("load: swap into staging (one transaction)") as s, pg.connect(cfg) as conn, conn.transaction():
         load.swap_in(conn, TABLES, run_id, source)
         cur = conn.cursor()
-        cur.executemany("insert into staging.load_run_rules (run_id, rule, rows) values (%s, %s, %s)",
-                        [(run_id, r, n) for r, n in rules.items()])
-        cur.executemany("insert into staging.load_run_tables (run_id, table_name, rows) values (%s, %s, %s)",
-                        [(run_id, t, n) for t, n in counts.items()])
+        cur.executemany(
+            "insert into staging.load_run_rules (run_id, rule, rows) values (%s, %s, %s)",
+            [(run_id, r, n) for r, n in rules.items()],
+        )
+        cur.executemany(
+            "insert into staging.load_run_tables (run_id, table_name, rows) values (%s, %s, %s)",
+            [(run_id, t, n) for t, n in counts.items()],
+        )
         conn.execute(
             "update staging.load_runs set status = 'succeeded', finished_at = now(), ingest_dates = %s, "
             "rows_in = %s, rows_out = %s, rows_quarantined = %s, spark_seconds = %s, load_seconds = %s "
             "where run_id = %s",
-            (n_dates, rows_in, counts["events"], quarantined, spark_seconds, copy_seconds + s.seconds, run_id))
+            (n_dates, rows_in, counts["events"], quarantined, spark_seconds, copy_seconds + s.seconds, run_id),
+        )
     for frame in (users, events, classified):
         frame.unpersist()
-    return {"run_id": run_id, "source": source, "rows_in": rows_in, "rows_out": counts["events"],
-            "quarantined": dict(sorted(rules.items())), "tables": counts, "spark_seconds": round(spark_seconds, 2),
-            "copy_seconds": round(copy_seconds, 2), "swap_seconds": round(s.seconds, 2)}
+    return {
+        "run_id": run_id,
+        "source": source,
+        "rows_in": rows_in,
+        "rows_out": counts["events"],
+        "quarantined": dict(sorted(rules.items())),
+        "tables": counts,
+        "spark_seconds": round(spark_seconds, 2),
+        "copy_seconds": round(copy_seconds, 2),
+        "swap_seconds": round(s.seconds, 2),
+    }

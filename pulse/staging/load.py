@@ -26,7 +26,8 @@ def copy_dataframe(df: DataFrame, conninfo: str, schema: str, table: str) -> int
     """COPY every partition of ``df`` into schema.table (columns by name); returns rows copied."""
     columns = df.columns
     statement = sql.SQL("copy {}.{} ({}) from stdin (format csv)").format(
-        sql.Identifier(schema), sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+        sql.Identifier(schema), sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
 
     def copy_partition(batches: Iterator) -> Iterator:
         import io
@@ -53,15 +54,17 @@ def copy_dataframe(df: DataFrame, conninfo: str, schema: str, table: str) -> int
 def create_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str) -> None:
     with pg.connect(cfg) as conn:
         for t in tables:
-            conn.execute(sql.SQL("create unlogged table staging_load.{} (like staging.{} including defaults)").format(
-                sql.Identifier(load_table_name(t, run_id)), sql.Identifier(t)))
+            conn.execute(
+                sql.SQL("create unlogged table staging_load.{} (like staging.{} including defaults)").format(
+                    sql.Identifier(load_table_name(t, run_id)), sql.Identifier(t)
+                )
+            )
 
 
 def drop_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str) -> None:
     with pg.connect(cfg) as conn:
         for t in tables:
-            conn.execute(sql.SQL("drop table if exists staging_load.{}").format(
-                sql.Identifier(load_table_name(t, run_id))))
+            conn.execute(sql.SQL("drop table if exists staging_load.{}").format(sql.Identifier(load_table_name(t, run_id))))
 
 
 def swap_in(conn, tables: list[str], run_id: str, source: str) -> None:
@@ -69,5 +72,8 @@ def swap_in(conn, tables: list[str], run_id: str, source: str) -> None:
     conn.execute("set local synchronous_commit = on")
     for t in tables:
         conn.execute(sql.SQL("delete from staging.{} where source = %s").format(sql.Identifier(t)), (source,))
-        conn.execute(sql.SQL("insert into staging.{} select * from staging_load.{}").format(
-            sql.Identifier(t), sql.Identifier(load_table_name(t, run_id))))
+        conn.execute(
+            sql.SQL("insert into staging.{} select * from staging_load.{}").format(
+                sql.Identifier(t), sql.Identifier(load_table_name(t, run_id))
+            )
+        )

@@ -16,8 +16,7 @@ class MigrationError(RuntimeError):
 
 
 def available() -> list[tuple[int, str, str]]:
-    files = sorted(f for f in resources.files("pulse.staging").joinpath("migrations").iterdir()
-                   if f.name.endswith(".sql"))
+    files = sorted(f for f in resources.files("pulse.staging").joinpath("migrations").iterdir() if f.name.endswith(".sql"))
     return [(int(f.name.split("_", 1)[0]), f.name, f.read_text()) for f in files]
 
 
@@ -41,8 +40,10 @@ def migrate(cfg: PostgresConfig) -> list[str]:
                     continue
                 with conn.transaction():
                     conn.execute(sql)
-                    conn.execute("insert into pulse_meta.schema_migrations (version, name, sha256) values (%s, %s, %s)",
-                                 (version, name, digest))
+                    conn.execute(
+                        "insert into pulse_meta.schema_migrations (version, name, sha256) values (%s, %s, %s)",
+                        (version, name, digest),
+                    )
                 applied.append(name)
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (LOCK_ID,))

@@ -78,8 +78,9 @@ def normalize(df: DataFrame) -> DataFrame:
         v["app_version"].alias("n_app_version"),
         F.lower(v["channel"]).alias("n_channel"),
         # a row without an id gets a deterministic one from its content (user files often have none)
-        F.coalesce(v["event_id"], F.substring(F.sha2(F.concat_ws("|", *[F.col(c) for c in RAW_COLUMNS]), 256), 1, 32)
-                   ).alias("n_event_id"),
+        F.coalesce(v["event_id"], F.substring(F.sha2(F.concat_ws("|", *[F.col(c) for c in RAW_COLUMNS]), 256), 1, 32)).alias(
+            "n_event_id"
+        ),
         ingest_day.alias("n_ingest_date"),
     )
 
@@ -103,12 +104,18 @@ def row_rules() -> list[Rule]:
         Rule("missing_required_field", F.coalesce(*missing).isNotNull(), F.concat(F.lit("empty "), F.coalesce(*missing))),
         Rule("wrong_type", F.coalesce(*wrong).isNotNull() | (present("price") & c("n_price").isNull()), wrong_detail),
         Rule("invalid_timestamp", c("n_event_ts").isNull(), F.concat(F.lit("event_time="), c("event_time"))),
-        Rule("future_timestamp", c("n_event_ts") >= F.date_add(c("n_ingest_date"), 2).cast("timestamp"),
-             F.concat(F.lit("event_time="), c("event_time"), F.lit(" ingest_date="), c("_ingest_date"))),
+        Rule(
+            "future_timestamp",
+            c("n_event_ts") >= F.date_add(c("n_ingest_date"), 2).cast("timestamp"),
+            F.concat(F.lit("event_time="), c("event_time"), F.lit(" ingest_date="), c("_ingest_date")),
+        ),
         Rule("unknown_event_type", ~c("n_event_type").isin(*EVENT_TYPES), F.concat(F.lit("event_type="), c("event_type"))),
         Rule("unknown_currency", fx_rate(c("n_currency")).isNull(), F.concat(F.lit("currency="), c("currency"))),
-        Rule("invalid_price", (c("n_price") <= 0) | ((c("n_event_type") == "purchase") & c("n_price").isNull()),
-             F.concat(F.lit("price="), F.coalesce(c("price"), F.lit("NULL")))),
+        Rule(
+            "invalid_price",
+            (c("n_price") <= 0) | ((c("n_event_type") == "purchase") & c("n_price").isNull()),
+            F.concat(F.lit("price="), F.coalesce(c("price"), F.lit("NULL"))),
+        ),
     ]
 
 
@@ -133,17 +140,24 @@ def dedup_rules(df: DataFrame) -> DataFrame:
     # rows already rejected sit in their own window partitions so they never take rank 1
     df = df.withColumn("_ok", F.col("rule").isNull())
     by_id = Window.partitionBy("_ok", "n_event_id").orderBy(*ARRIVAL_ORDER)
-    df = df.withColumn("rule", F.when(F.col("_ok") & (F.row_number().over(by_id) > 1), F.lit("duplicate_event_id"))
-                       .otherwise(F.col("rule")))
-    df = df.withColumn("detail", F.when(F.col("rule") == "duplicate_event_id",
-                                        F.concat(F.lit("event_id="), F.col("n_event_id"))).otherwise(F.col("detail")))
+    df = df.withColumn(
+        "rule", F.when(F.col("_ok") & (F.row_number().over(by_id) > 1), F.lit("duplicate_event_id")).otherwise(F.col("rule"))
+    )
+    df = df.withColumn(
+        "detail",
+        F.when(F.col("rule") == "duplicate_event_id", F.concat(F.lit("event_id="), F.col("n_event_id"))).otherwise(
+            F.col("detail")
+        ),
+    )
     df = df.withColumn("_ok", F.col("rule").isNull())
     by_key = Window.partitionBy("_ok", *natural).orderBy(*ARRIVAL_ORDER)
     near = F.col("_ok") & (F.row_number().over(by_key) > 1)
     df = df.withColumn("_near", near)
     df = df.withColumn("rule", F.when(F.col("_near"), F.lit("near_duplicate")).otherwise(F.col("rule")))
-    df = df.withColumn("detail", F.when(F.col("_near"), F.lit("same user/session/type/product/time as an earlier event"))
-                       .otherwise(F.col("detail")))
+    df = df.withColumn(
+        "detail",
+        F.when(F.col("_near"), F.lit("same user/session/type/product/time as an earlier event")).otherwise(F.col("detail")),
+    )
     return df.drop("_ok", "_near")
 
 

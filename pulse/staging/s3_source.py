@@ -61,8 +61,11 @@ def parse_csv(body: bytes, key: str, ingest_date: str):
         read_options=pacsv.ReadOptions(block_size=16 << 20),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in RAW_COLUMNS}, include_columns=RAW_COLUMNS,
-            include_missing_columns=True, strings_can_be_null=False, quoted_strings_can_be_null=False,
+            column_types={c: pa.string() for c in RAW_COLUMNS},
+            include_columns=RAW_COLUMNS,
+            include_missing_columns=True,
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
         ),
     )
     n = table.num_rows
@@ -73,8 +76,14 @@ def parse_csv(body: bytes, key: str, ingest_date: str):
     if bad:
         m = len(bad)
         extra = {c: pa.nulls(m, pa.string()) for c in RAW_COLUMNS}
-        extra.update({"_ingest_date": pa.array([ingest_date] * m, pa.string()), "_file": pa.array([key] * m),
-                      "_malformed": pa.array(bad, pa.string()), "_row": pa.array(range(n, n + m), pa.int64())})
+        extra.update(
+            {
+                "_ingest_date": pa.array([ingest_date] * m, pa.string()),
+                "_file": pa.array([key] * m),
+                "_malformed": pa.array(bad, pa.string()),
+                "_row": pa.array(range(n, n + m), pa.int64()),
+            }
+        )
         table = pa.concat_tables([table, pa.table(extra, schema=table.schema)])
     return table
 
@@ -93,9 +102,12 @@ class RawCsvReader(DataSourceReader):
 
         o = self.options
         s3 = boto3.client(
-            "s3", endpoint_url=o["endpoint"], aws_access_key_id=o["access_key"], aws_secret_access_key=o["secret_key"],
-            region_name=o["region"], config=Config(retries={"max_attempts": 5, "mode": "standard"},
-                                                   s3={"addressing_style": "path"}),
+            "s3",
+            endpoint_url=o["endpoint"],
+            aws_access_key_id=o["access_key"],
+            aws_secret_access_key=o["secret_key"],
+            region_name=o["region"],
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
         )
         for key, ingest_date in partition.files:
             body = s3.get_object(Bucket=o["bucket"], Key=key)["Body"].read()

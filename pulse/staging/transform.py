@@ -17,9 +17,13 @@ def _sessionize_missing(events: DataFrame) -> DataFrame:
     w = Window.partitionBy("n_user_id").orderBy("n_event_ts", "n_event_id")
     gap = F.col("n_event_ts").cast("long") - F.lag(F.col("n_event_ts").cast("long")).over(w)
     starts = F.when(gap.isNull() | (gap > SESSION_GAP_SECONDS), 1).otherwise(0)
-    missing = missing.withColumn("_seq", F.sum(starts).over(w)).withColumn(
-        "session_id", F.concat_ws("-", F.lit("derived"), F.col("n_user_id").cast("string"), F.col("_seq").cast("string"))
-    ).drop("_seq")
+    missing = (
+        missing.withColumn("_seq", F.sum(starts).over(w))
+        .withColumn(
+            "session_id", F.concat_ws("-", F.lit("derived"), F.col("n_user_id").cast("string"), F.col("_seq").cast("string"))
+        )
+        .drop("_seq")
+    )
     return has.unionByName(missing)
 
 
@@ -53,7 +57,8 @@ def clean_events(classified: DataFrame, source: str, run_id: str) -> DataFrame:
 
 def quarantine(classified: DataFrame, source: str, run_id: str) -> DataFrame:
     raw = F.when(F.col("_malformed").isNotNull(), F.to_json(F.struct(F.col("_malformed").alias("line")))).otherwise(
-        F.to_json(F.struct(*[F.col(c) for c in RAW_COLUMNS])))
+        F.to_json(F.struct(*[F.col(c) for c in RAW_COLUMNS]))
+    )
     return classified.filter(F.col("rule").isNotNull()).select(
         F.lit(source).alias("source"),
         F.lit(run_id).alias("run_id"),
@@ -80,40 +85,50 @@ def users(events: DataFrame) -> DataFrame:
         F.count_distinct("session_id").alias("sessions"),
         F.count(F.when(purchase, 1)).alias("purchases"),
         F.coalesce(F.sum(F.when(purchase, F.col("price_usd"))), F.lit(0).cast("decimal(14,2)"))
-        .cast("decimal(16,2)").alias("revenue_usd"),
+        .cast("decimal(16,2)")
+        .alias("revenue_usd"),
     )
 
 
 def products(events: DataFrame) -> DataFrame:
     t = F.col("event_type")
-    return events.filter(F.col("product_id").isNotNull()).groupBy("source", "product_id").agg(
-        F.max_by("category_id", "event_time").alias("category_id"),
-        F.max_by("category_code", "event_time").alias("category_code"),
-        F.max_by("brand", "event_time").alias("brand"),
-        F.max_by("price_usd", "event_time").alias("last_price_usd"),
-        F.count(F.when(t == "view", 1)).alias("views"),
-        F.count(F.when(t == "cart", 1)).alias("carts"),
-        F.count(F.when(t == "purchase", 1)).alias("purchases"),
+    return (
+        events.filter(F.col("product_id").isNotNull())
+        .groupBy("source", "product_id")
+        .agg(
+            F.max_by("category_id", "event_time").alias("category_id"),
+            F.max_by("category_code", "event_time").alias("category_code"),
+            F.max_by("brand", "event_time").alias("brand"),
+            F.max_by("price_usd", "event_time").alias("last_price_usd"),
+            F.count(F.when(t == "view", 1)).alias("views"),
+            F.count(F.when(t == "cart", 1)).alias("carts"),
+            F.count(F.when(t == "purchase", 1)).alias("purchases"),
+        )
     )
 
 
 def daily_event_counts(events: DataFrame) -> DataFrame:
     return events.groupBy("source", "event_date", "event_type").agg(
-        F.count(F.lit(1)).alias("events"), F.count_distinct("user_id").alias("users"))
+        F.count(F.lit(1)).alias("events"), F.count_distinct("user_id").alias("users")
+    )
 
 
 def daily_active_users(events: DataFrame, users_df: DataFrame) -> DataFrame:
-    new = users_df.groupBy("source", F.col("first_event_date").alias("event_date")).agg(
-        F.count(F.lit(1)).alias("new_users"))
+    new = users_df.groupBy("source", F.col("first_event_date").alias("event_date")).agg(F.count(F.lit(1)).alias("new_users"))
     active = events.groupBy("source", "event_date").agg(
-        F.count_distinct("user_id").alias("dau"), F.count_distinct("session_id").alias("sessions"))
+        F.count_distinct("user_id").alias("dau"), F.count_distinct("session_id").alias("sessions")
+    )
     return active.join(new, ["source", "event_date"], "left").fillna(0, ["new_users"])
 
 
 def daily_revenue(events: DataFrame) -> DataFrame:
     buys = events.filter(F.col("event_type") == "purchase")
-    return buys.groupBy("source", "event_date").agg(
-        F.count(F.lit(1)).alias("orders"),
-        F.sum("price_usd").cast("decimal(16,2)").alias("revenue_usd"),
-        F.count_distinct("user_id").alias("paying_users"),
-    ).withColumn("aov_usd", F.round(F.col("revenue_usd") / F.col("orders"), 2).cast("decimal(14,2)"))
+    return (
+        buys.groupBy("source", "event_date")
+        .agg(
+            F.count(F.lit(1)).alias("orders"),
+            F.sum("price_usd").cast("decimal(16,2)").alias("revenue_usd"),
+            F.count_distinct("user_id").alias("paying_users"),
+        )
+        .withColumn("aov_usd", F.round(F.col("revenue_usd") / F.col("orders"), 2).cast("decimal(14,2)"))
+    )
