@@ -39,7 +39,7 @@ CATEGORIES = np.array(
 BRANDS = np.array(["apple", "samsung", "xiaomi", "lenovo", "bosch", "nike", "adidas", "ikea", "lego", "loreal", "acme"])
 HOUR_P = np.array([1, 1, 1, 1, 1, 2, 3, 4, 5, 6, 6, 7, 8, 7, 6, 6, 6, 7, 8, 9, 10, 9, 6, 3], dtype=float)
 HOUR_P /= HOUR_P.sum()
-EVENTS_PER_USER = 45  # rough calibration: events a user produces over the window
+PILOT_USERS = 2_000  # users simulated once to learn how many events a user makes over the window
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,6 @@ class GenParams:
     @property
     def start_date(self) -> date:
         return self.end_date - timedelta(days=self.days - 1)
-
-    @property
-    def n_users(self) -> int:
-        return max(50, self.n_events // EVENTS_PER_USER)
 
 
 @dataclass
@@ -180,7 +176,9 @@ def generate(params: GenParams):
     """Yield column dicts, one per chunk of users, so 10M+ events never sit in memory twice."""
     rng = np.random.default_rng(params.seed)
     cat = make_catalogue(rng, max(200, min(20_000, params.n_events // 200)))
-    remaining, offset = params.n_users, 0
+    pilot = generate_chunk(params, np.random.default_rng(params.seed + 999), cat, 0, PILOT_USERS)
+    per_user = len(pilot["event_id"]) / PILOT_USERS
+    remaining, offset = max(50, round(params.n_events / per_user)), 0
     while remaining > 0:
         n = min(params.users_per_chunk, remaining)
         yield generate_chunk(params, rng, cat, offset, n)

