@@ -14,15 +14,6 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def peak_rss_mb() -> float:
-    """Peak RSS of this process and its children (e.g. the Spark JVM and Python workers), in MiB."""
-    import resource
-
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, kids) / 1024
-
-
 def tree_rss_mb() -> float:
     """Current RSS of this process plus its live children, in MiB."""
     proc = psutil.Process()

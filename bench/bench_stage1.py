@@ -1,0 +1,167 @@
+"""Stage-1 benchmark: generate -> upload -> Spark clean -> Postgres load, with a DuckDB baseline.
+
+Prints rows/s, seconds and peak RSS (this process + children: the Spark JVM and its Python
+workers) per step, the Spark/DuckDB time ratio, and COPY vs JDBC load rates for the events table.
+
+    .venv/bin/python bench/bench_stage1.py --events 1000000 [--events 10000000] [--no-jdbc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import duckdb_baseline
+
+from pulse.common import pg
+from pulse.common.progress import tree_rss_mb
+from pulse.common.spark import session
+from pulse.config import REPO_ROOT, settings
+from pulse.datagen import generate_dataset
+from pulse.datagen.events import GenParams
+from pulse.lake.raw import upload_dataset
+from pulse.services import registry
+from pulse.staging import job, load, rules, transform
+
+
+class RssSampler:
+    """Peak RSS (MiB) of this process tree, sampled every 100 ms while a step runs."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss_mb())
+            time.sleep(0.1)
+
+    def __enter__(self) -> RssSampler:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+RESULTS: list[dict] = []
+
+
+@contextmanager
+def measured(step: str, n_events: int, rows: int | None = None):
+    info: dict = {"rows": rows}
+    with RssSampler() as rss:
+        t0 = time.perf_counter()
+        yield info
+        seconds = time.perf_counter() - t0
+    r = info["rows"] or 0
+    RESULTS.append(
+        {
+            "events": n_events,
+            "step": step,
+            "seconds": round(seconds, 2),
+            "rows": r,
+            "rows_per_s": round(r / seconds) if seconds else 0,
+            "peak_rss_mb": round(rss.peak / 2**20),
+        }
+    )
+    print(
+        f"  {step:<34} {seconds:8.2f} s  {r:>11,} rows  {RESULTS[-1]['rows_per_s']:>10,} rows/s  "
+        f"peak RSS {RESULTS[-1]['peak_rss_mb']:>6,} MiB",
+        flush=True,
+    )
+
+
+def bench(n_events: int, jdbc: bool, spark) -> None:
+    s = settings()
+    source = f"bench{n_events}"
+    out = s.datasets_dir / source
+    print(f"\n== {n_events:,} events ==")
+    with measured("generate", n_events) as m:
+        truth = generate_dataset(out, GenParams(n_events=n_events, seed=11))
+        m["rows"] = truth["raw_rows"]
+    with measured("upload to S3 (RAW + manifests)", n_events, truth["raw_rows"]):
+        upload_dataset(s.s3, out, source)
+    with measured("spark job total (S3 -> staging)", n_events) as m:
+        summary = job.run(s, source, spark=spark)
+        m["rows"] = summary["rows_in"]
+    RESULTS.append({"events": n_events, "step": "  of which spark parse/validate/dedup", "seconds": summary["spark_seconds"]})
+    RESULTS.append({"events": n_events, "step": "  of which COPY (all 7 tables)", "seconds": summary["copy_seconds"]})
+    RESULTS.append({"events": n_events, "step": "  of which swap transaction", "seconds": summary["swap_seconds"]})
+    print(f"    (spark {summary['spark_seconds']}s, COPY {summary['copy_seconds']}s, swap {summary['swap_seconds']}s)")
+    with measured("duckdb baseline (same rules)", n_events) as m:
+        base = duckdb_baseline.run(out)
+        m["rows"] = base["rows_in"]
+    spark_clean = summary["spark_seconds"] + summary["copy_seconds"]
+    ratio = spark_clean / base["seconds"]
+    print(
+        f"    spark clean+aggregate+COPY {spark_clean:.1f}s vs duckdb clean+aggregate {base['seconds']:.1f}s "
+        f"-> ratio {ratio:.1f}x (target <= 3x); kept: spark {summary['rows_out']:,} / duckdb {base['kept']:,}"
+    )
+    RESULTS.append({"events": n_events, "step": "ratio spark/duckdb", "value": round(ratio, 2)})
+
+    # COPY vs JDBC for the biggest table, from the same cached DataFrame
+    raw, _, _ = job.read_raw(spark, s, source)
+    events = transform.clean_events(rules.classify(raw), source, "bench").cache()
+    n = events.count()
+    with pg.connect(s.postgres) as conn:
+        conn.execute("create unlogged table if not exists staging_load.bench_copy (like staging.events)")
+        conn.execute("truncate staging_load.bench_copy")
+    with measured("load events: COPY (psycopg)", n_events, n):
+        load.copy_dataframe(events, s.postgres.conninfo(), "staging_load", "bench_copy")
+    if jdbc:
+        with measured("load events: JDBC (Spark writer)", n_events, n):
+            (
+                events.write.mode("overwrite")
+                .option("batchsize", 10_000)
+                .option("truncate", "true")
+                .jdbc(
+                    s.postgres.jdbc_url,
+                    "staging_load.bench_jdbc",
+                    properties={"user": s.postgres.user, "password": s.postgres.password, "driver": "org.postgresql.Driver"},
+                )
+            )
+    events.unpersist()
+    with pg.connect(s.postgres) as conn:
+        conn.execute("drop table if exists staging_load.bench_copy")
+        conn.execute("drop table if exists staging_load.bench_jdbc")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, action="append", help="dataset size (repeatable; default 1000000)")
+    parser.add_argument("--no-jdbc", action="store_true", help="skip the JDBC comparison")
+    args = parser.parse_args()
+    s = settings()
+    print(
+        f"Pulse stage-1 benchmark — {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"spark master {s.spark.master}"
+    )
+    registry.up(s, ["s3", "postgres"], echo=lambda _m: None)
+    t0 = time.perf_counter()
+    spark = session(s, "pulse-bench")
+    print(f"  spark session start-up: {time.perf_counter() - t0:.1f}s (not counted below)")
+    for n in args.events or [1_000_000]:
+        bench(n, not args.no_jdbc, spark)
+    spark.stop()
+    out = REPO_ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    path = out / f"stage1-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(RESULTS, indent=1))
+    print(f"\nresults: {path}")
+
+
+if __name__ == "__main__":
+    main()
