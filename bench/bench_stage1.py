@@ -74,7 +74,7 @@ def measured(step: str, n_events: int, rows: int | None = None):
             "seconds": round(seconds, 2),
             "rows": r,
             "rows_per_s": round(r / seconds) if seconds else 0,
-            "peak_rss_mb": round(rss.peak / 2**20),
+            "peak_rss_mb": round(rss.peak),
         }
     )
     print(

@@ -21,6 +21,8 @@ def _sql_list(values) -> str:
 def run(dataset: Path, threads: int = 2) -> dict:
     con = duckdb.connect()
     con.execute(f"set threads = {threads}")
+    con.execute("set TimeZone = 'UTC'")
+    con.execute("set enable_progress_bar = false")
     files = sorted(str(p) for p in dataset.rglob("*.csv.gz"))
     t0 = time.perf_counter()
     cols = ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS)
@@ -28,14 +30,13 @@ def run(dataset: Path, threads: int = 2) -> dict:
         create table raw as select *, regexp_extract(filename, 'ingest_date=([0-9-]+)', 1) as _ingest_date
         from read_csv({files!r}, header = true, columns = {{{cols}}}, store_rejects = true, filename = true,
                       parallel = true)""")
-    malformed = con.execute("select count(*) from reject_errors").fetchone()[0]
+    malformed = con.execute("select count(distinct (file_id, line)) from reject_errors").fetchone()[0]
     syn = " ".join(f"when '{k}' then '{v}'" for k, v in EVENT_TYPE_SYNONYMS.items())
     fx = " ".join(f"when '{k}' then {v}" for k, v in FX_TO_USD.items())
     con.execute(f"""
         create table norm as select *,
             nullif(trim(event_time), '') as t_raw,
-            coalesce(try_strptime(trim(event_time), ['%Y-%m-%dT%H:%M:%S.%g%z', '%Y-%m-%dT%H:%M:%S%z']),
-                     try_strptime(replace(trim(event_time), ' UTC', ''), '%Y-%m-%d %H:%M:%S')::timestamptz,
+            coalesce(try_cast(trim(event_time) as timestamptz),
                      case when regexp_full_match(trim(event_time), '[0-9]{{12,13}}')
                           then make_timestamp(trim(event_time)::bigint * 1000)::timestamptz end) as ts,
             case lower(trim(event_type)) {syn} else lower(trim(event_type)) end as etype,

@@ -17,7 +17,10 @@ def say(msg: str) -> None:
 def tree_rss_mb() -> float:
     """Current RSS of this process plus its live children, in MiB."""
     proc = psutil.Process()
-    procs = [proc, *proc.children(recursive=True)]
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:  # a child exited while we walked the tree
+        procs = [proc]
     total = 0
     for p in procs:
         with suppress(psutil.Error):

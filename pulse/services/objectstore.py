@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pulse.common import s3 as s3util
-from pulse.services.base import ManagedProcess, port_open
+from pulse.services.base import ManagedProcess, ServiceError, port_open
+
+PROBE_KEY = "_pulse/healthcheck"
 
 
 def weed_binary() -> str:
@@ -80,4 +83,18 @@ class ObjectStore(ManagedProcess):
         return True, f"{len(buckets)} bucket(s)"
 
     def after_start(self) -> None:
-        s3util.ensure_bucket(s3util.client(self.settings.s3), self.settings.s3.raw_bucket)
+        """Wait until data really round-trips: after a restart the S3 gateway answers listings
+        before the volume server has re-registered, and reads fail with InternalError until then."""
+        cfg = self.settings.s3
+        s3 = s3util.client(cfg, retries=1)
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            try:
+                s3util.ensure_bucket(s3, cfg.raw_bucket)
+                s3.put_object(Bucket=cfg.raw_bucket, Key=PROBE_KEY, Body=b"ok")
+                if s3.get_object(Bucket=cfg.raw_bucket, Key=PROBE_KEY)["Body"].read() == b"ok":
+                    return
+            except (BotoCoreError, ClientError) as exc:
+                if time.monotonic() > deadline:
+                    raise ServiceError(f"s3 up but not serving data: {exc}; see {self.log_path}") from exc
+            time.sleep(0.5)
