@@ -31,6 +31,8 @@ def session(settings: Settings, app: str, extra_conf: dict[str, str] | None = No
         .config("spark.sql.warehouse.dir", str(local_dir / "warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={local_dir}")
         .config("spark.python.worker.reuse", "true")
+        # cached rows are short-lived; building compressed column batches cost more than the memory saved
+        .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
     )
     if Path(cfg.jdbc_jar).exists():
         builder = builder.config("spark.jars", cfg.jdbc_jar)

@@ -22,7 +22,7 @@ from pulse.config import Settings
 from pulse.lake.raw import list_committed
 from pulse.staging import load, transform
 from pulse.staging.migrate import migrate
-from pulse.staging.rules import classify
+from pulse.staging.rules import apply_duplicates, check_rows, find_duplicates
 from pulse.staging.s3_source import SOURCE_NAME, RawCsvDataSource
 
 TABLES = ["events", "quarantine", "users", "products", "daily_event_counts", "daily_active_users", "daily_revenue"]
@@ -87,7 +87,11 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
     cfg = settings.postgres
     raw, n_dates, n_files = read_raw(spark, settings, source)
     say(f"    reading {n_files} RAW objects from {n_dates} ingest dates via S3")
-    classified = classify(raw).persist(StorageLevel.MEMORY_AND_DISK)
+    # the checked rows are scanned by every output; the dedup losers are small. Both are cached so
+    # S3 is read and the rules evaluated once; ``classified`` is a cheap broadcast join over them.
+    checked = check_rows(raw).persist(StorageLevel.MEMORY_AND_DISK)
+    losers = find_duplicates(checked).persist(StorageLevel.MEMORY_AND_DISK)
+    classified = apply_duplicates(checked, losers)
     events = transform.clean_events(classified, source, run_id).persist(StorageLevel.MEMORY_AND_DISK)
     users = transform.users(events).persist(StorageLevel.MEMORY_AND_DISK)
     frames = {
@@ -100,7 +104,7 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
         "daily_revenue": transform.daily_revenue(events),
     }
     with step("spark: parse, validate, dedup") as s:
-        rows_in = classified.count()
+        rows_in = checked.count()
         rules = {r["rule"]: r["count"] for r in classified.filter(F.col("rule").isNotNull()).groupBy("rule").count().collect()}
         s.rows = rows_in
     spark_seconds = s.seconds
@@ -134,7 +138,7 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
             "where run_id = %s",
             (n_dates, rows_in, counts["events"], quarantined, spark_seconds, copy_seconds + s.seconds, run_id),
         )
-    for frame in (users, events, classified):
+    for frame in (users, events, losers, checked):
         frame.unpersist()
     return {
         "run_id": run_id,

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from pulse.domain import RAW_COLUMNS
-
 SESSION_GAP_SECONDS = 30 * 60
 
 
@@ -56,9 +54,6 @@ def clean_events(classified: DataFrame, source: str, run_id: str) -> DataFrame:
 
 
 def quarantine(classified: DataFrame, source: str, run_id: str) -> DataFrame:
-    raw = F.when(F.col("_malformed").isNotNull(), F.to_json(F.struct(F.col("_malformed").alias("line")))).otherwise(
-        F.to_json(F.struct(*[F.col(c) for c in RAW_COLUMNS]))
-    )
     return classified.filter(F.col("rule").isNotNull()).select(
         F.lit(source).alias("source"),
         F.lit(run_id).alias("run_id"),
@@ -67,7 +62,7 @@ def quarantine(classified: DataFrame, source: str, run_id: str) -> DataFrame:
         F.col("_row").alias("row_number"),
         F.col("rule"),
         F.col("detail"),
-        raw.alias("raw_record"),
+        F.col("raw_record"),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -67,7 +68,7 @@ def test_each_rule_quarantines_with_its_name(spark, overrides, rule):
 
 def test_malformed_line_keeps_raw_text(spark):
     [r] = classify_rows(spark, [row(malformed="<html>502</html>", **dict.fromkeys(RAW_COLUMNS))])
-    assert (r.rule, r._malformed) == ("malformed_line", "<html>502</html>")
+    assert (r.rule, json.loads(r.raw_record)) == ("malformed_line", {"line": "<html>502</html>"})
 
 
 def test_valid_row_passes_and_is_normalised(spark):
