@@ -29,7 +29,7 @@ from pulse.common.spark import session
 from pulse.config import REPO_ROOT, settings
 from pulse.datagen import generate_dataset
 from pulse.datagen.events import GenParams
-from pulse.lake.raw import upload_dataset
+from pulse.lake.raw import delete_source, upload_dataset
 from pulse.services import registry
 from pulse.staging import job, load, rules, transform
 
@@ -92,6 +92,7 @@ def bench(n_events: int, jdbc: bool, spark) -> None:
     with measured("generate", n_events) as m:
         truth = generate_dataset(out, GenParams(n_events=n_events, seed=11))
         m["rows"] = truth["raw_rows"]
+    delete_source(s.s3, source)  # measure a real upload, not the no-op of a repeated one
     with measured("upload to S3 (RAW + manifests)", n_events, truth["raw_rows"]):
         upload_dataset(s.s3, out, source)
     with measured("spark job total (S3 -> staging)", n_events) as m:

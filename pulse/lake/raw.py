@@ -156,3 +156,14 @@ def list_committed(cfg: S3Config, source: str, ingest_dates: list[str] | None = 
         prefix = f"{source_prefix(cfg, source)}/ingest_date={ingest_date}"
         files += [RawFile(f"{prefix}/{f['file']}", ingest_date, f["bytes"]) for f in manifest["files"]]
     return files
+
+
+def delete_source(cfg: S3Config, source: str) -> int:
+    """Remove a whole source from RAW (manifests first, so it never looks half there); returns objects deleted."""
+    s3 = s3util.client(cfg)
+    prefix = source_prefix(cfg, source)
+    manifests = s3util.list_keys(s3, cfg.raw_bucket, f"{prefix}/_manifests/")
+    keys = manifests + [k for k in s3util.list_keys(s3, cfg.raw_bucket, f"{prefix}/") if k not in set(manifests)]
+    for i in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=cfg.raw_bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True})
+    return len(keys)
