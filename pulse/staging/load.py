@@ -1,13 +1,15 @@
 """Loading Spark results into PostgreSQL: parallel COPY into per-run tables, then one atomic swap.
 
 Each Spark task streams its Arrow batches as CSV into ``COPY … FROM STDIN`` on its own
-connection (so loading scales out with the executors), into an unlogged ``staging_load`` table
-of this run. Only when every table is loaded does one transaction replace the source's rows in
-``staging``; if anything fails before or during it, readers keep seeing the previous good load.
+connection (so loading scales out with the executors), into a ``staging_load`` table of this
+run. The staging tables are partitioned by source; once every load table is filled and indexed
+(still aside, readers undisturbed), one short transaction detaches the source's old partitions
+and attaches the new ones. If anything fails before or during it, readers keep the previous load.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 from psycopg import sql
@@ -51,14 +53,49 @@ def copy_dataframe(df: DataFrame, conninfo: str, schema: str, table: str) -> int
     return int(total or 0)
 
 
+def partition_name(table: str, source: str) -> str:
+    return f"{table}__{source}"
+
+
 def create_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str) -> None:
     with pg.connect(cfg) as conn:
         for t in tables:
+            # no indexes yet: they are built once after COPY, faster than maintained row by row
             conn.execute(
-                sql.SQL("create unlogged table staging_load.{} (like staging.{} including defaults)").format(
+                sql.SQL("create table staging_load.{} (like staging.{} including defaults including constraints)").format(
                     sql.Identifier(load_table_name(t, run_id)), sql.Identifier(t)
                 )
             )
+
+
+def index_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str) -> None:
+    """Give each load table the indexes of its parent, so ATTACH adopts them instead of building them
+    inside the swap transaction."""
+    with pg.connect(cfg, autocommit=True) as conn:
+        for t in tables:
+            target = sql.Identifier("staging_load", load_table_name(t, run_id))
+            conn.execute(sql.SQL("analyze {}").format(target))
+            indexes = conn.execute(
+                "select c.relname, i.indisunique, pg_get_indexdef(i.indexrelid, k + 1, true) "
+                "from pg_index i join pg_class c on c.oid = i.indexrelid "
+                "cross join generate_series(0, i.indnkeyatts - 1) k "
+                "where i.indrelid = %s::regclass order by c.relname, k",
+                (f"staging.{t}",),
+            ).fetchall()
+            by_index: dict[tuple[str, bool], list[str]] = {}
+            for name, unique, column in indexes:
+                by_index.setdefault((name, unique), []).append(column)
+            for (parent_index, unique), columns in by_index.items():
+                # explicit, run-unique names: the index moves to schema staging with its table at the swap
+                name = f"{parent_index[:40]}_{hashlib.sha1(run_id.encode()).hexdigest()[:12]}"
+                conn.execute(
+                    sql.SQL("create {} index {} on {} ({})").format(
+                        sql.SQL("unique" if unique else ""),
+                        sql.Identifier(name),
+                        target,
+                        sql.SQL(", ").join(map(sql.Identifier, columns)),
+                    )
+                )
 
 
 def drop_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str) -> None:
@@ -68,12 +105,20 @@ def drop_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str) -> Non
 
 
 def swap_in(conn, tables: list[str], run_id: str, source: str) -> None:
-    """Inside the caller's transaction: replace ``source``'s rows in staging with this run's."""
-    conn.execute("set local synchronous_commit = on")
+    """Inside the caller's transaction: make this run's tables the source's partitions of staging."""
     for t in tables:
-        conn.execute(sql.SQL("delete from staging.{} where source = %s").format(sql.Identifier(t)), (source,))
+        part = partition_name(t, source)
+        exists = conn.execute("select to_regclass(%s) is not null", (f"staging.{part}",)).fetchone()[0]
+        if exists:
+            conn.execute(
+                sql.SQL("alter table staging.{} detach partition staging.{}").format(sql.Identifier(t), sql.Identifier(part))
+            )
+            conn.execute(sql.SQL("drop table staging.{}").format(sql.Identifier(part)))
+        new = load_table_name(t, run_id)
+        conn.execute(sql.SQL("alter table staging_load.{} rename to {}").format(sql.Identifier(new), sql.Identifier(part)))
+        conn.execute(sql.SQL("alter table staging_load.{} set schema staging").format(sql.Identifier(part)))
         conn.execute(
-            sql.SQL("insert into staging.{} select * from staging_load.{}").format(
-                sql.Identifier(t), sql.Identifier(load_table_name(t, run_id))
+            sql.SQL("alter table staging.{} attach partition staging.{} for values in ({})").format(
+                sql.Identifier(t), sql.Identifier(part), sql.Literal(source)
             )
         )

@@ -1,5 +1,6 @@
 -- Stage 1 staging warehouse: clean events, dimensions, daily aggregates, quarantine, load audit.
--- Every table carries `source`: a load replaces one source's rows in one transaction.
+-- Data tables are LIST-partitioned by `source`: a load builds the new partition of its source
+-- aside (COPY, then indexes) and swaps it in with DETACH/ATTACH in one short transaction.
 create schema if not exists staging;
 create schema if not exists staging_load;  -- per-run unlogged tables the Spark executors COPY into
 
@@ -27,7 +28,7 @@ create table staging.events (
     is_late       boolean     not null,
     run_id        text        not null,
     primary key (source, event_id)
-);
+) partition by list (source);
 create index events_date_idx on staging.events (source, event_date);
 create index events_user_idx on staging.events (source, user_id, event_time);
 
@@ -46,7 +47,7 @@ create table staging.users (
     purchases           bigint      not null,
     revenue_usd         numeric(16, 2) not null,
     primary key (source, user_id)
-);
+) partition by list (source);
 
 create table staging.products (
     source         text   not null,
@@ -59,7 +60,7 @@ create table staging.products (
     carts          bigint not null,
     purchases      bigint not null,
     primary key (source, product_id)
-);
+) partition by list (source);
 
 create table staging.daily_event_counts (
     source     text   not null,
@@ -68,7 +69,7 @@ create table staging.daily_event_counts (
     events     bigint not null,
     users      bigint not null,
     primary key (source, event_date, event_type)
-);
+) partition by list (source);
 
 create table staging.daily_active_users (
     source     text   not null,
@@ -77,7 +78,7 @@ create table staging.daily_active_users (
     sessions   bigint not null,
     new_users  bigint not null,
     primary key (source, event_date)
-);
+) partition by list (source);
 
 create table staging.daily_revenue (
     source       text           not null,
@@ -87,7 +88,7 @@ create table staging.daily_revenue (
     paying_users bigint         not null,
     aov_usd      numeric(14, 2) not null,
     primary key (source, event_date)
-);
+) partition by list (source);
 
 create table staging.quarantine (
     source      text   not null,
@@ -99,7 +100,7 @@ create table staging.quarantine (
     detail      text,
     raw_record  jsonb  not null,
     primary key (source, source_file, row_number)
-);
+) partition by list (source);
 create index quarantine_rule_idx on staging.quarantine (source, rule);
 
 create table staging.load_runs (
