@@ -100,8 +100,12 @@ def bench(n_events: int, jdbc: bool, spark) -> None:
         m["rows"] = summary["rows_in"]
     RESULTS.append({"events": n_events, "step": "  of which spark parse/validate/dedup", "seconds": summary["spark_seconds"]})
     RESULTS.append({"events": n_events, "step": "  of which COPY (all 7 tables)", "seconds": summary["copy_seconds"]})
+    RESULTS.append({"events": n_events, "step": "  of which index new partitions", "seconds": summary["index_seconds"]})
     RESULTS.append({"events": n_events, "step": "  of which swap transaction", "seconds": summary["swap_seconds"]})
-    print(f"    (spark {summary['spark_seconds']}s, COPY {summary['copy_seconds']}s, swap {summary['swap_seconds']}s)")
+    print(
+        f"    (spark {summary['spark_seconds']}s, COPY {summary['copy_seconds']}s, "
+        f"index {summary['index_seconds']}s, swap {summary['swap_seconds']}s)"
+    )
     with measured("duckdb baseline (same rules)", n_events) as m:
         base = duckdb_baseline.run(out)
         m["rows"] = base["rows_in"]

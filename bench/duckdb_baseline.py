@@ -34,7 +34,7 @@ def run(dataset: Path, threads: int = 2) -> dict:
     syn = " ".join(f"when '{k}' then '{v}'" for k, v in EVENT_TYPE_SYNONYMS.items())
     fx = " ".join(f"when '{k}' then {v}" for k, v in FX_TO_USD.items())
     con.execute(f"""
-        create table norm as select *,
+        create view norm as select *,
             nullif(trim(event_time), '') as t_raw,
             coalesce(try_cast(trim(event_time) as timestamptz),
                      case when regexp_full_match(trim(event_time), '[0-9]{{12,13}}')
@@ -48,7 +48,7 @@ def run(dataset: Path, threads: int = 2) -> dict:
             case coalesce(upper(nullif(trim(currency), '')), 'USD') {fx} end as rate
         from raw""")
     con.execute(f"""
-        create table classified as select *,
+        create view classified as select *,
             case
               when t_raw is null or nullif(trim(event_type), '') is null or nullif(trim(user_id), '') is null
                 then 'missing_required_field'
@@ -62,13 +62,13 @@ def run(dataset: Path, threads: int = 2) -> dict:
             end as rule
         from norm""")
     con.execute("""
-        create table dedup as select *,
+        create view dedup as select *,
             case when rule is null and row_number() over (partition by rule is null, event_id
                                                           order by _ingest_date, filename) > 1
                  then 'duplicate_event_id' else rule end as rule2
         from classified""")
     con.execute("""
-        create table final as select *,
+        create view final as select *,
             case when rule2 is null and row_number() over (partition by rule2 is null, uid, user_session, etype, pid, ts
                                                            order by _ingest_date, filename) > 1
                  then 'near_duplicate' else rule2 end as final_rule
