@@ -117,8 +117,11 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
     load.create_load_tables(cfg, TABLES, run_id)
     counts: dict[str, int] = {}
     with step("load: COPY into staging_load") as s:
+        table_seconds: dict[str, float] = {}
         for name, frame in frames.items():
+            t0 = time.perf_counter()
             counts[name] = load.copy_dataframe(frame, cfg.conninfo(), "staging_load", load.load_table_name(name, run_id))
+            table_seconds[name] = round(time.perf_counter() - t0, 2)
             s.update(counts[name], f"({name})")
     copy_seconds = s.seconds
     quarantined = sum(rules.values())
@@ -158,6 +161,7 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
         "tables": counts,
         "spark_seconds": round(spark_seconds, 2),
         "copy_seconds": round(copy_seconds, 2),
+        "table_seconds": table_seconds,
         "index_seconds": round(index_seconds, 2),
         "swap_seconds": round(s.seconds, 2),
     }
