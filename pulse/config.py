@@ -99,6 +99,24 @@ class PostgresConfig:
 
 
 @dataclass(frozen=True)
+class ClickHouseConfig:
+    host: str | None  # None -> the managed local chDB-over-HTTP service
+    port: int  # HTTP interface
+    user: str
+    password: str
+    database: str
+    secure: bool
+
+    @property
+    def managed(self) -> bool:
+        return self.host is None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.secure else 'http'}://{self.host or '127.0.0.1'}:{self.port}"
+
+
+@dataclass(frozen=True)
 class SparkConfig:
     master: str
     driver_memory: str
@@ -112,6 +130,7 @@ class Settings:
     s3: S3Config
     postgres: PostgresConfig
     spark: SparkConfig
+    clickhouse: ClickHouseConfig
     extra: dict = field(default_factory=dict)
 
     @property
@@ -133,7 +152,7 @@ class Settings:
 
 def load_settings() -> Settings:
     table = _toml()
-    s3, pg, spark = _Source("s3", table), _Source("pg", table), _Source("spark", table)
+    s3, pg, spark, ch = _Source("s3", table), _Source("pg", table), _Source("spark", table), _Source("ch", table)
     home = Path(os.environ.get("PULSE_HOME", table.get("home", REPO_ROOT / ".pulse"))).resolve()
     return Settings(
         home=home,
@@ -162,6 +181,14 @@ def load_settings() -> Settings:
             driver_memory=spark.get("driver_memory", "4g"),  # type: ignore[arg-type]
             shuffle_partitions=spark.int("shuffle_partitions", 4),
             jdbc_jar=spark.get("jdbc_jar", "/usr/share/java/postgresql.jar"),  # type: ignore[arg-type]
+        ),
+        clickhouse=ClickHouseConfig(
+            host=ch.get("host", None),
+            port=ch.int("port", 18123),
+            user=ch.get("user", "pulse"),  # type: ignore[arg-type]
+            password=ch.get("password", "pulse-ch-password"),  # type: ignore[arg-type]
+            database=ch.get("database", "pulse"),  # type: ignore[arg-type]
+            secure=(ch.get("secure", "false") or "false").lower() in ("1", "true", "yes"),
         ),
     )
 

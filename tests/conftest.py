@@ -37,14 +37,16 @@ TEST_ENV = {
     "PULSE_S3_PORT": "28333",
     "PULSE_S3_BASE_PORT": "28300",
     "PULSE_PG_PORT": "25432",
+    "PULSE_CH_PORT": "28123",
     "PULSE_SPARK_SHUFFLE_PARTITIONS": "2",
     "PULSE_SPARK_DRIVER_MEMORY": "2g",
 }
 
 
 @pytest.fixture(scope="session")
-def stack(spark) -> Iterator[Settings]:
-    """Real SeaweedFS S3 + PostgreSQL started by Pulse's own service manager, torn down afterwards."""
+def stack_home(spark) -> Iterator[Settings]:
+    """Settings for a throw-away PULSE_HOME on test ports; every managed service started under it is
+    stopped at the end of the session."""
     from pulse.services import registry
 
     home = _temp_home("pulse-it-")
@@ -53,7 +55,6 @@ def stack(spark) -> Iterator[Settings]:
     os.environ["PULSE_HOME"] = str(home)
     settings = load_settings()
     try:
-        registry.up(settings, ["s3", "postgres"], echo=lambda _msg: None)
         yield settings
     finally:
         registry.down(settings, echo=lambda _msg: None)
@@ -63,3 +64,12 @@ def stack(spark) -> Iterator[Settings]:
             else:
                 os.environ[k] = v
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack(stack_home: Settings) -> Settings:
+    """Real SeaweedFS S3 + PostgreSQL started by Pulse's own service manager."""
+    from pulse.services import registry
+
+    registry.up(stack_home, ["s3", "postgres"], echo=lambda _msg: None)
+    return stack_home

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pulse.config import Settings
 from pulse.services.base import Service, ServiceStatus
+from pulse.services.clickhouse import ClickHouse
 from pulse.services.objectstore import ObjectStore
 from pulse.services.postgres import Postgres
 from pulse.services.spark import Spark
 
-SERVICE_TYPES: list[type[Service]] = [ObjectStore, Postgres, Spark]
+SERVICE_TYPES: list[type[Service]] = [ObjectStore, Postgres, Spark, ClickHouse]
 
 
 def all_services(settings: Settings) -> list[Service]:
