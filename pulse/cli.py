@@ -34,14 +34,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     s = settings()
     print(f"PULSE_HOME={s.home}")
-    print(f"{'service':<10}{'mode':<10}{'state':<7}{'pid':<9}{'endpoint':<45}detail / log")
+    print(f"{'service':<12}{'mode':<10}{'state':<7}{'pid':<9}{'endpoint':<45}detail / log")
     rows = registry.statuses(s)
     for st in rows:
         mode = "local" if st.managed else "external"
         state = "up" if st.up else "DOWN"
-        print(f"{st.name:<10}{mode:<10}{state:<7}{st.pid or '-'!s:<9}{st.endpoint:<45}{st.detail}")
+        print(f"{st.name:<12}{mode:<10}{state:<7}{st.pid or '-'!s:<9}{st.endpoint:<45}{st.detail}")
         if st.log:
-            print(f"{'':<36}log: {st.log}")
+            print(f"{'':<38}log: {st.log}")
     return 0 if all(st.up for st in rows) else 1
 
 
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("services", help="start/stop/inspect the local services")
     p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument("names", nargs="*", help="services (default all): s3, postgres, spark")
+    p.add_argument("names", nargs="*", help="services (default all): s3, postgres, spark, clickhouse")
     p.set_defaults(fn=cmd_services)
 
     sub.add_parser("status", help="which service is up, on which endpoint, where its log is").set_defaults(fn=cmd_status)

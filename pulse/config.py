@@ -178,7 +178,7 @@ def load_settings() -> Settings:
         ),
         spark=SparkConfig(
             master=spark.get("master", "local[2]"),  # type: ignore[arg-type]
-            driver_memory=spark.get("driver_memory", "4g"),  # type: ignore[arg-type]
+            driver_memory=spark.get("driver_memory", "8g"),  # type: ignore[arg-type]
             shuffle_partitions=spark.int("shuffle_partitions", 4),
             jdbc_jar=spark.get("jdbc_jar", "/usr/share/java/postgresql.jar"),  # type: ignore[arg-type]
         ),

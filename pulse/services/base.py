@@ -110,6 +110,11 @@ class ManagedProcess(Service):
     def pid_path(self) -> Path:
         return self.settings.run_dir / f"{self.name}.pid"
 
+    @property
+    @abstractmethod
+    def port(self) -> int:
+        """The port the service answers on (checked for conflicts before starting)."""
+
     @abstractmethod
     def command(self) -> list[str]: ...
 
@@ -135,6 +140,11 @@ class ManagedProcess(Service):
         for d in (self.data_dir, self.settings.logs_dir, self.settings.run_dir):
             d.mkdir(parents=True, exist_ok=True)
         if self.pid() is None:
+            if port_open("127.0.0.1", self.port):
+                raise ServiceError(
+                    f"{self.name}: port {self.port} is taken by a process Pulse did not start from {self.settings.home} "
+                    f"(another PULSE_HOME?); stop it or choose another port in the configuration"
+                )
             self.prepare()
             self.spawn()
         self.wait_healthy()

@@ -23,6 +23,10 @@ class ClickHouse(ManagedProcess):
         return self.settings.clickhouse.managed
 
     @property
+    def port(self) -> int:
+        return self.settings.clickhouse.port
+
+    @property
     def endpoint(self) -> str:
         return self.settings.clickhouse.url
 

@@ -36,6 +36,10 @@ class ObjectStore(ManagedProcess):
         return self.settings.s3.managed
 
     @property
+    def port(self) -> int:
+        return self.settings.s3.port
+
+    @property
     def endpoint(self) -> str:
         return self.settings.s3.url
 

@@ -42,6 +42,10 @@ class Postgres(ManagedProcess):
         return self.settings.postgres.managed
 
     @property
+    def port(self) -> int:
+        return self.settings.postgres.port
+
+    @property
     def endpoint(self) -> str:
         cfg = self.settings.postgres
         return f"postgresql://{cfg.user}@{cfg.address}:{cfg.port}/{cfg.database}"

@@ -53,8 +53,8 @@ def read_raw(spark, settings: Settings, source: str):
         region=s3.region,
         bucket=s3.raw_bucket,
         files=json.dumps([{"key": f.key, "ingest_date": f.ingest_date, "bytes": f.bytes} for f in files]),
-        # ~32 MB of gzip'd CSV per task, at least two tasks per core
-        partitions=str(max(2 * spark.sparkContext.defaultParallelism, sum(f.bytes for f in files) // (32 << 20))),
+        # ~16 MB of gzip'd CSV (~100 MB of rows) per task, at least two tasks per core
+        partitions=str(max(2 * spark.sparkContext.defaultParallelism, sum(f.bytes for f in files) // (16 << 20))),
     )
     return reader.load(), len({f.ingest_date for f in files}), len(files)
 
