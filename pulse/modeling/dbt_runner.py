@@ -1,0 +1,71 @@
+"""Run the dbt project against the configured ClickHouse (marts) and PostgreSQL (sources).
+
+Sources stay in PostgreSQL: ClickHouse reads them through its PostgreSQL database engine
+(created by the project's on-run-start hook), so dbt needs one adapter (dbt-clickhouse) and
+the lower layers are still versioned dbt models. The ClickHouse server must be able to reach
+PostgreSQL at the configured address. dbt's target/ and logs/ go under $PULSE_HOME/dbt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from pulse.config import REPO_ROOT, Settings
+
+PROJECT_DIR = REPO_ROOT / "dbt"
+
+
+def dbt_dir(settings: Settings) -> Path:
+    return settings.home / "dbt"
+
+
+def write_profile(settings: Settings) -> Path:
+    """profiles.yml for this configuration; secrets are read from the environment by dbt."""
+    ch = settings.clickhouse
+    out = dbt_dir(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    profile = {
+        "pulse": {
+            "target": "default",
+            "outputs": {
+                "default": {
+                    "type": "clickhouse", "driver": "http", "host": ch.host or "127.0.0.1", "port": ch.port,
+                    "user": ch.user, "password": "{{ env_var('PULSE_CH_PASSWORD') }}", "schema": ch.database,
+                    "secure": ch.secure, "threads": 2, "connect_timeout": 30, "send_receive_timeout": 600,
+                }
+            },
+        }
+    }
+    path = out / "profiles.yml"
+    path.write_text(json.dumps(profile, indent=1))  # JSON is YAML
+    return path
+
+
+def dbt_binary() -> str:
+    found = shutil.which("dbt") or str(Path(sys.executable).with_name("dbt"))
+    if not Path(found).exists():
+        raise FileNotFoundError("dbt not found: pip install 'dbt-core~=1.10.0' 'dbt-clickhouse~=1.10.0'")
+    return found
+
+
+def run(settings: Settings, args: list[str], source: str = "demo") -> int:
+    """``dbt <args>`` for this configuration; returns dbt's exit code (output streams through)."""
+    pg, ch = settings.postgres, settings.clickhouse
+    profile = write_profile(settings)
+    env = dict(os.environ)
+    env.update({
+        "PULSE_PG_ADDRESS": f"{pg.address}:{pg.port}", "PULSE_PG_DATABASE": pg.database, "PULSE_PG_USER": pg.user,
+        "PULSE_PG_PASSWORD": pg.password, "PULSE_CH_PASSWORD": ch.password, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_TARGET_PATH": str(dbt_dir(settings) / "target"), "DBT_LOG_PATH": str(dbt_dir(settings) / "logs"),
+    })
+    cmd = [
+        dbt_binary(), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(profile.parent),
+    ]
+    if args and args[0] not in ("debug", "clean", "deps"):
+        cmd += ["--vars", json.dumps({"pulse_source": source})]
+    return subprocess.run(cmd, env=env, cwd=PROJECT_DIR).returncode
