@@ -146,6 +146,30 @@ def cmd_dq(args: argparse.Namespace) -> int:
     return 0 if run["status"] == "succeeded" else 1
 
 
+def cmd_model(args: argparse.Namespace) -> int:
+    """dbt over the marts: build (models + tests), run, test, docs, freshness."""
+    from pulse.modeling import dbt_runner
+
+    dbt_args = {
+        "build": ["build"],
+        "run": ["run"],
+        "test": ["test"],
+        "docs": ["docs", "generate"],
+        "freshness": ["source", "freshness"],
+    }[args.action]
+    if args.full_refresh and args.action in ("build", "run"):
+        dbt_args.append("--full-refresh")
+    if args.select:
+        dbt_args += ["--select", *args.select]
+    code = dbt_runner.run(settings(), dbt_args, source=args.source)
+    if code:
+        print(
+            f"pulse model {args.action}: dbt failed (exit {code}); logs in {dbt_runner.dbt_dir(settings()) / 'logs'}",
+            file=sys.stderr,
+        )
+    return code
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from pulse.staging.migrate import migrate
 
@@ -159,15 +183,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pulse.services import registry
 
     s = settings()
-    print("[1/4] services")
+    print("[1/5] services")
     registry.up(s)
-    print("[2/4] demo dataset")
+    print("[2/5] demo dataset")
     cmd_generate(args)
-    print("[3/4] RAW layer in S3")
+    print("[3/5] RAW layer in S3")
     args.dataset, args.source = None, DEMO_SOURCE
     cmd_upload(args)
-    print("[4/4] Spark cleaning job -> Postgres staging")
-    return cmd_clean(args)
+    print("[4/5] Spark cleaning job -> Postgres staging")
+    if cmd_clean(args):
+        return 1
+    print("[5/5] dbt: staging -> intermediate -> marts in ClickHouse (models and tests)")
+    args.action, args.full_refresh, args.select = "build", False, None
+    return cmd_model(args)
 
 
 def _add_generate_options(p: argparse.ArgumentParser) -> None:
@@ -223,6 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dq", help="data-quality summary of the last load of a source")
     p.add_argument("--source", default=DEMO_SOURCE)
     p.set_defaults(fn=cmd_dq)
+
+    p = sub.add_parser("model", help="dbt: build the ClickHouse marts from Postgres staging, test, document")
+    p.add_argument(
+        "action",
+        choices=["build", "run", "test", "docs", "freshness"],
+        help="build = run models and their tests in order; docs = dbt docs generate",
+    )
+    p.add_argument("--source", default=DEMO_SOURCE, help="which stage-1 source the marts describe")
+    p.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
+    p.add_argument("--select", nargs="+", help="dbt node selection, e.g. marts.user_retention+")
+    p.set_defaults(fn=cmd_model)
 
     sub.add_parser("migrate", help="apply pending staging SQL migrations").set_defaults(fn=cmd_migrate)
     return parser

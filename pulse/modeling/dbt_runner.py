@@ -34,9 +34,17 @@ def write_profile(settings: Settings) -> Path:
             "target": "default",
             "outputs": {
                 "default": {
-                    "type": "clickhouse", "driver": "http", "host": ch.host or "127.0.0.1", "port": ch.port,
-                    "user": ch.user, "password": "{{ env_var('PULSE_CH_PASSWORD') }}", "schema": ch.database,
-                    "secure": ch.secure, "threads": 2, "connect_timeout": 30, "send_receive_timeout": 600,
+                    "type": "clickhouse",
+                    "driver": "http",
+                    "host": ch.host or "127.0.0.1",
+                    "port": ch.port,
+                    "user": ch.user,
+                    "password": "{{ env_var('PULSE_CH_PASSWORD') }}",
+                    "schema": ch.database,
+                    "secure": ch.secure,
+                    "threads": 2,
+                    "connect_timeout": 30,
+                    "send_receive_timeout": 600,
                 }
             },
         }
@@ -58,13 +66,25 @@ def run(settings: Settings, args: list[str], source: str = "demo") -> int:
     pg, ch = settings.postgres, settings.clickhouse
     profile = write_profile(settings)
     env = dict(os.environ)
-    env.update({
-        "PULSE_PG_ADDRESS": f"{pg.address}:{pg.port}", "PULSE_PG_DATABASE": pg.database, "PULSE_PG_USER": pg.user,
-        "PULSE_PG_PASSWORD": pg.password, "PULSE_CH_PASSWORD": ch.password, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_TARGET_PATH": str(dbt_dir(settings) / "target"), "DBT_LOG_PATH": str(dbt_dir(settings) / "logs"),
-    })
+    env.update(
+        {
+            "PULSE_PG_ADDRESS": f"{pg.address}:{pg.port}",
+            "PULSE_PG_DATABASE": pg.database,
+            "PULSE_PG_USER": pg.user,
+            "PULSE_PG_PASSWORD": pg.password,
+            "PULSE_CH_PASSWORD": ch.password,
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_TARGET_PATH": str(dbt_dir(settings) / "target"),
+            "DBT_LOG_PATH": str(dbt_dir(settings) / "logs"),
+        }
+    )
     cmd = [
-        dbt_binary(), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(profile.parent),
+        dbt_binary(),
+        *args,
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(profile.parent),
     ]
     if args and args[0] not in ("debug", "clean", "deps"):
         cmd += ["--vars", json.dumps({"pulse_source": source})]
