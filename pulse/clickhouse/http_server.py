@@ -175,6 +175,8 @@ class Engine:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.session = session.Session(str(data_dir / "engine"))
         self.lock = threading.Lock()
+        self.database: str | None = None  # what the session currently uses
+        self.settings: dict[str, str] = {}  # URL settings currently applied to the session
 
     def _run(self, sql: str, fmt: str):
         try:
@@ -184,18 +186,24 @@ class Engine:
 
     def execute(self, sql: str, fmt: str, database: str | None, settings: dict[str, str], data: bytes | None) -> tuple:
         with self.lock:
-            applied = []
-            try:
-                self._run(f"USE {_ident(database or 'default')}", "TabSeparated")
-                for key, value in settings.items():
-                    self._run(f"SET {_setting_name(key)} = {_literal(value)}", "TabSeparated")
-                    applied.append(key)
-                if data is not None:
-                    return self._insert(sql, data)
-                return self._run(sql, fmt)
-            finally:
-                for key in applied:
-                    self._run(f"SET {key} = DEFAULT", "TabSeparated")
+            self._session_state(database or "default", settings)
+            if data is not None:
+                return self._insert(sql, data)
+            return self._run(sql, fmt)
+
+    def _session_state(self, database: str, settings: dict[str, str]) -> None:
+        """Bring the engine session to this request's database and URL settings, issuing only the
+        changes: clients send the same settings on every request, so this is usually free."""
+        if database != self.database:
+            self._run(f"USE {_ident(database)}", "TabSeparated")
+            self.database = database
+        for key in [k for k in self.settings if k not in settings]:
+            self._run(f"SET {key} = DEFAULT", "TabSeparated")
+            del self.settings[key]
+        for key, value in settings.items():
+            if self.settings.get(key) != value:
+                self._run(f"SET {_setting_name(key)} = {_literal(value)}", "TabSeparated")
+                self.settings[key] = value
 
     def _insert(self, sql: str, data: bytes):
         m = INSERT_RE.match(sql)
@@ -246,6 +254,7 @@ def _literal(value: str) -> str:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients pool connections
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server_version = "pulse-chdb-http"
     engine: Engine
     user: str
