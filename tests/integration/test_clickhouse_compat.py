@@ -188,3 +188,19 @@ def test_concurrent_writers_and_readers(ch, table):
     assert not errors and not any(t.is_alive() for t in threads)
     c = clickhouse_connect.get_client(host=host, port=port, username=user, password=password, database=database)
     assert c.query(f"SELECT count(), uniqExact(id) FROM {table}").result_rows == [(600, 600)]
+
+
+def test_data_survives_a_clean_restart(ch, client, table, stack_home):
+    if os.environ.get("PULSE_CH_COMPAT_URL"):
+        pytest.skip("restarts only the local service")
+    from pulse.services.clickhouse import ClickHouse
+
+    client.insert(table, ROWS[:5], column_names=COLUMNS)
+    svc = ClickHouse(stack_home)
+    svc.stop()
+    assert not svc.healthy()[0]
+    assert "stopped" in svc.log_path.read_text()  # SIGTERM -> the engine session was closed, not killed
+    svc.start()
+    host, port, user, password, database = ch
+    fresh = clickhouse_connect.get_client(host=host, port=port, username=user, password=password, database=database)
+    assert fresh.query(f"SELECT count() FROM {table}").result_rows == [(5,)]
