@@ -15,9 +15,14 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import clickhouse_connect
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import PeakRss
 
 from pulse.config import REPO_ROOT, settings
 from pulse.modeling import dbt_runner
@@ -37,30 +42,6 @@ DASHBOARD_QUERIES = {
 }
 
 
-class PeakRss:
-    """Peak RSS (MiB) of one process (the ClickHouse service), sampled every 100 ms."""
-
-    def __init__(self, pid: int) -> None:
-        self.proc, self.peak, self._stop = psutil.Process(pid), 0.0, threading.Event()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.peak = max(self.peak, self.proc.memory_info().rss / 2**20)
-            except psutil.Error:
-                return
-            time.sleep(0.1)
-
-    def __enter__(self) -> PeakRss:
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
 
@@ -69,7 +50,8 @@ def bench(source: str, repeat: int, results: list[dict]) -> None:
     s = settings()
     svc = ClickHouse(s)
     print(f"\n== source {source} ==")
-    with PeakRss(svc.pid() or 0) as rss:
+    service = psutil.Process(svc.pid())
+    with PeakRss(lambda: service.memory_info().rss / 2**20) as rss:
         t0 = time.perf_counter()
         code = dbt_runner.run(s, ["build", "--full-refresh", "--quiet"], source=source)
         seconds = time.perf_counter() - t0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import duckdb_baseline
+from measure import PeakRss
 
 from pulse.common import pg
 from pulse.common.progress import tree_rss_mb
@@ -33,36 +33,13 @@ from pulse.lake.raw import delete_source, upload_dataset
 from pulse.services import registry
 from pulse.staging import job, load, rules, transform
 
-
-class RssSampler:
-    """Peak RSS (MiB) of this process tree, sampled every 100 ms while a step runs."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss_mb())
-            time.sleep(0.1)
-
-    def __enter__(self) -> RssSampler:
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 RESULTS: list[dict] = []
 
 
 @contextmanager
 def measured(step: str, n_events: int, rows: int | None = None):
     info: dict = {"rows": rows}
-    with RssSampler() as rss:
+    with PeakRss(tree_rss_mb) as rss:
         t0 = time.perf_counter()
         yield info
         seconds = time.perf_counter() - t0

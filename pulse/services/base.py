@@ -121,6 +121,10 @@ class ManagedProcess(Service):
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
 
+    def popen_kwargs(self) -> dict:
+        """Extra subprocess arguments (e.g. the OS user to run as)."""
+        return {}
+
     def prepare(self) -> None:
         """One-time initialisation of the data dir (idempotent)."""
 
@@ -160,6 +164,7 @@ class ManagedProcess(Service):
                 cwd=self.data_dir,
                 env=self.environment(),
                 start_new_session=True,  # survives the CLI that started it
+                **self.popen_kwargs(),
             )
         self.pid_path.write_text(str(proc.pid))
 

@@ -105,18 +105,8 @@ class Postgres(ManagedProcess):
             cmd += ["-c", f"{key}={value}"]
         return cmd
 
-    def spawn(self) -> None:
-        with self.log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                self.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.data_dir,
-                start_new_session=True,
-                **_run_as(),
-            )
-        self.pid_path.write_text(str(proc.pid))
+    def popen_kwargs(self) -> dict:
+        return _run_as()
 
     def healthy(self) -> tuple[bool, str]:
         cfg = self.settings.postgres
