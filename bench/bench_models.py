@@ -14,7 +14,6 @@ import statistics
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import clickhouse_connect
@@ -22,9 +21,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import PeakRss
+from measure import PeakRss, write_results
 
-from pulse.config import REPO_ROOT, settings
+from pulse.config import settings
 from pulse.modeling import dbt_runner
 from pulse.services import registry
 from pulse.services.clickhouse import ClickHouse
@@ -126,11 +125,7 @@ def main() -> None:
     results: list[dict] = []
     for source in args.source or ["bench1000000"]:
         bench(source, args.repeat, results)
-    out = REPO_ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    path = out / f"models-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(results, indent=1))
-    print(f"\nresults: {path}")
+    write_results("models", results)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,9 @@ workers) per step, the Spark/DuckDB time ratio, and COPY vs JDBC load rates for 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -21,12 +19,12 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import duckdb_baseline
-from measure import PeakRss
+from measure import PeakRss, write_results
 
 from pulse.common import pg
 from pulse.common.progress import tree_rss_mb
 from pulse.common.spark import session
-from pulse.config import REPO_ROOT, settings
+from pulse.config import settings
 from pulse.datagen import generate_dataset
 from pulse.datagen.events import GenParams
 from pulse.lake.raw import delete_source, upload_dataset
@@ -138,11 +136,7 @@ def main() -> None:
     for n in args.events or [1_000_000]:
         bench(n, not args.no_jdbc, spark)
     spark.stop()
-    out = REPO_ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    path = out / f"stage1-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(RESULTS, indent=1))
-    print(f"\nresults: {path}")
+    write_results("stage1", RESULTS)
 
 
 if __name__ == "__main__":
