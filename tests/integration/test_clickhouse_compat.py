@@ -103,6 +103,8 @@ def test_dataframe_arrow_and_text_formats(client, table):
     tsv = client.raw_query(f"SELECT id, name FROM {table} ORDER BY id LIMIT 2 FORMAT TabSeparated")
     assert tsv == b"1\tuser 1\n2\tuser 2\n"
     assert int(json.loads(client.raw_query(f"SELECT count() AS n FROM {table} FORMAT JSONEachRow"))["n"]) == 10
+    assert len(client.raw_query(f"SELECT id FROM {table} FORMAT RowBinary")) == 10 * 4  # UInt32 each
+    assert client.raw_query(f"SELECT id FROM {table} ORDER BY id LIMIT 1 FORMAT CSV") == b"1\n"
     client.insert_df(table, df.assign(ts=datetime(2026, 1, 1), amount=1, score=0.5, id=df["id"] + 100))
     assert client.query(f"SELECT count() FROM {table}").result_rows == [(20,)]
 

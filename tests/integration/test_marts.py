@@ -113,6 +113,17 @@ def test_monthly_cohorts_and_ltv_match(marts):
         assert row.retained_pct == pytest.approx(exp.active / sizes[cohort], rel=1e-12)
 
 
+def test_kpi_view_shows_the_latest_day(marts):
+    _, ch, events = marts
+    [(day, dau)] = ch.query("SELECT metric_date, dau FROM kpi_latest").result_rows
+    last = events["event_date"].max()
+    assert (day, dau) == (last, events[events.event_date == last]["user_id"].nunique())
+    [(engine,)] = ch.query(
+        "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'kpi_latest'"
+    ).result_rows
+    assert engine == "View"
+
+
 def test_revenue_arpu_arppu_match(marts):
     _, ch, events = marts
     buys = events[events.event_type == "purchase"]

@@ -1,0 +1,19 @@
+-- Grain: one row — the KPI block of the dashboard for the latest day: DAU/WAU/MAU, stickiness,
+-- revenue, ARPU/ARPPU, and DAU change against the same weekday a week earlier.
+-- A view: always current, costs nothing to build.
+{{ config(materialized='view') }}
+
+with days as (
+    select m.metric_date as metric_date, m.dau as dau, m.wau as wau, m.mau as mau, m.stickiness as stickiness,
+           r.revenue_usd as revenue_usd, r.arpu_usd as arpu_usd, r.arppu_usd as arppu_usd
+    from {{ ref('user_daily_metrics') }} as m
+    left join {{ ref('revenue_daily') }} as r on r.revenue_date = m.metric_date
+),
+latest as (select max(metric_date) as d from days)
+select
+    t.metric_date as metric_date, t.dau as dau, t.wau as wau, t.mau as mau, t.stickiness as stickiness,
+    t.revenue_usd as revenue_usd, t.arpu_usd as arpu_usd, t.arppu_usd as arppu_usd,
+    if(w.dau > 0, t.dau / w.dau - 1, NULL) as dau_change_wow
+from days as t
+left join days as w on w.metric_date = addDays(t.metric_date, -7)
+where t.metric_date = (select d from latest)
