@@ -37,6 +37,7 @@ import uuid
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 # URL parameters that are part of the protocol, not ClickHouse settings
@@ -184,7 +185,8 @@ class Engine:
         except Exception as exc:  # chDB raises its own error type carrying ClickHouse's text
             raise ClickHouseError.from_engine(exc) from exc
 
-    def execute(self, sql: str, fmt: str, database: str | None, settings: dict[str, str], data: bytes | None) -> tuple:
+    def execute(self, sql: str, fmt: str, database: str | None, settings: dict[str, str], data: bytes | None) -> Any:
+        """Run one request's statement; returns chDB's result (bytes in ``fmt`` plus statistics)."""
         with self.lock:
             self._session_state(database or "default", settings)
             if data is not None:
@@ -286,7 +288,10 @@ class Handler(BaseHTTPRequestHandler):
     def _credentials(self, params: dict[str, str]) -> tuple[str, str]:
         auth = self.headers.get("Authorization", "")
         if auth.lower().startswith("basic "):
-            user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            try:
+                user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            except ValueError:  # undecodable header: no credentials
+                return "", ""
             return user, password
         return (
             self.headers.get("X-ClickHouse-User") or params.get("user") or "default",
@@ -302,7 +307,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, b"Ok.\n", {"Content-Type": "text/plain; charset=UTF-8"})
         try:
             user, password = self._credentials(params)
-            if not (hmac.compare_digest(user, self.user) and hmac.compare_digest(password, self.password)):
+            if not (
+                hmac.compare_digest(user.encode(), self.user.encode())
+                and hmac.compare_digest(password.encode(), self.password.encode())
+            ):
                 raise ClickHouseError(
                     516,
                     f"Code: 516. DB::Exception: {user}: Authentication failed: password is "
@@ -313,7 +321,8 @@ class Handler(BaseHTTPRequestHandler):
             if not sql.strip():
                 raise ClickHouseError(62, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
             fmt = params.get("default_format", "TabSeparated")
-            out_fmt = FORMAT_RE.search(sql).group(1) if FORMAT_RE.search(sql) and data is None else fmt
+            named = FORMAT_RE.search(sql) if data is None else None
+            out_fmt = named.group(1) if named else fmt
             settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS}
             t0 = time.perf_counter()
             result = self.engine.execute(sql, fmt, params.get("database"), settings, data)
