@@ -195,7 +195,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     print("[5/5] dbt: staging -> intermediate -> marts in ClickHouse (models and tests)")
     args.action, args.full_refresh, args.select = "build", False, None
-    return cmd_model(args)
+    if cmd_model(args):
+        return 1
+    _print_kpis(s)
+    return 0
+
+
+def _print_kpis(s: Settings) -> None:
+    """The dashboard's KPI block, straight from the marts: proof the whole chain delivered."""
+    import clickhouse_connect
+
+    ch = s.clickhouse
+    client = clickhouse_connect.get_client(
+        host=ch.host or "127.0.0.1", port=ch.port, username=ch.user, password=ch.password, database=ch.database, secure=ch.secure
+    )
+    day, dau, wau, mau, stickiness, revenue, arpu, change = client.query(
+        "SELECT metric_date, dau, wau, mau, stickiness, revenue_usd, arpu_usd, dau_change_wow FROM kpi_latest"
+    ).result_rows[0]
+    [(d1,)] = client.query("SELECT avg(d1_retention) FROM user_retention WHERE d1_retention IS NOT NULL").result_rows
+    tables = [
+        r[0] for r in client.query("SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name").result_rows
+    ]
+    print(f"\nMarts in ClickHouse {ch.url} (database {ch.database}): {', '.join(tables)}")
+    print(
+        f"Latest day {day}: DAU {dau:,} · WAU {wau:,} · MAU {mau:,} · stickiness {stickiness:.1%} · "
+        f"revenue ${revenue:,.2f} · ARPU ${arpu:.2f} · DAU vs a week ago {change:+.1%} · avg D1 retention {d1:.1%}"
+    )
+    print("`pulse status` lists the services and their logs; `pulse model docs` documents every model.")
 
 
 def _add_generate_options(p: argparse.ArgumentParser) -> None:

@@ -148,6 +148,9 @@ def generate_chunk(
             np.full(int(removed.sum()), "remove_from_cart", dtype=object),
         ]
     )
+    # sessions running past midnight of the last day are cut there: the export ends with end_date
+    keep = t_ms < days * 86_400_000
+    sess, prod, t_ms, etype = sess[keep], prod[keep], t_ms[keep], etype[keep]
     user = s_user[sess]
     ctry = COUNTRIES[country[user]]
     currency = np.array([COUNTRY_CURRENCY[c] for c in COUNTRIES])[country[user]]
