@@ -16,13 +16,13 @@ import threading
 import time
 from pathlib import Path
 
-import clickhouse_connect
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import PeakRss, write_results
 
+from pulse.common.clickhouse import client as ch_client
 from pulse.config import settings
 from pulse.modeling import dbt_runner
 from pulse.services import registry
@@ -79,9 +79,7 @@ def bench(source: str, repeat: int, results: list[dict]) -> None:
     )
 
     cfg = s.clickhouse
-    client = clickhouse_connect.get_client(
-        host="127.0.0.1", port=cfg.port, username=cfg.user, password=cfg.password, database=cfg.database
-    )
+    client = ch_client(cfg)
     print(f"  dashboard queries, {repeat} runs each (ms):   p50      p95")
     for name, sql in DASHBOARD_QUERIES.items():
         times = []
@@ -98,9 +96,7 @@ def bench(source: str, repeat: int, results: list[dict]) -> None:
         done, t0 = [0], time.perf_counter()
 
         def worker(done=done) -> None:
-            c = clickhouse_connect.get_client(
-                host="127.0.0.1", port=cfg.port, username=cfg.user, password=cfg.password, database=cfg.database
-            )
+            c = ch_client(cfg)
             for _ in range(repeat):
                 c.query(DASHBOARD_QUERIES["DAU/WAU/MAU line"])
                 done[0] += 1

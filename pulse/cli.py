@@ -203,12 +203,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _print_kpis(s: Settings) -> None:
     """The dashboard's KPI block, straight from the marts: proof the whole chain delivered."""
-    import clickhouse_connect
+    from pulse.common.clickhouse import client as ch_client
 
     ch = s.clickhouse
-    client = clickhouse_connect.get_client(
-        host=ch.host or "127.0.0.1", port=ch.port, username=ch.user, password=ch.password, database=ch.database, secure=ch.secure
-    )
+    client = ch_client(ch)
     day, dau, wau, mau, stickiness, revenue, arpu, change = client.query(
         "SELECT metric_date, dau, wau, mau, stickiness, revenue_usd, arpu_usd, dau_change_wow FROM kpi_latest"
     ).result_rows[0]

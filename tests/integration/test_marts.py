@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-import clickhouse_connect
 import pandas as pd
 import pytest
 
 from pulse.common import pg
+from pulse.common.clickhouse import client as ch_client
 from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
@@ -31,10 +31,7 @@ def marts(stack, spark, tmp_path_factory):
     job.run(stack, SOURCE, spark=spark)
     ClickHouse(stack).start()
     assert dbt_runner.run(stack, ["build"], source=SOURCE) == 0
-    cfg = stack.clickhouse
-    ch = clickhouse_connect.get_client(
-        host="127.0.0.1", port=cfg.port, username=cfg.user, password=cfg.password, database=cfg.database
-    )
+    ch = ch_client(stack.clickhouse)
     with pg.connect(stack.postgres) as conn:
         rows = conn.execute(
             "select event_date, user_id, event_type, price_usd from staging.events where source = %s", (SOURCE,)
