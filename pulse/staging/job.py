@@ -65,6 +65,15 @@ def run(settings: Settings, source: str = "demo", spark=None) -> dict:
         raise ValueError(f"source name {source!r}: use 1-40 of a-z, 0-9, _ (it names S3 prefixes and table partitions)")
     cfg = settings.postgres
     migrate(cfg)
+    with pg.connect(cfg, autocommit=True) as guard:
+        # one run per source at a time: a second one would race the first at the swap
+        if not guard.execute("select pg_try_advisory_lock(hashtext('pulse-clean:' || %s))", (source,)).fetchone()[0]:
+            raise LoadCheckError(f"another clean run for source={source} is in progress")
+        return _guarded_run(settings, source, spark)
+
+
+def _guarded_run(settings: Settings, source: str, spark) -> dict:
+    cfg = settings.postgres
     run_id = new_run_id()
     with pg.connect(cfg, autocommit=True) as conn:
         conn.execute("insert into staging.load_runs (run_id, source, status) values (%s, %s, 'running')", (run_id, source))

@@ -179,3 +179,11 @@ def test_status_reports_services_and_s3_data_survives_restart(stack):
     assert not store.healthy()[0]
     store.start()
     assert json.loads(s3.get_object(Bucket=stack.s3.raw_bucket, Key="restart-check.json")["Body"].read()) == {"ok": 1}
+
+
+def test_a_second_run_of_the_same_source_is_refused_while_one_runs(loaded):
+    settings = loaded[0]
+    with pg.connect(settings.postgres, autocommit=True) as other:
+        other.execute("select pg_advisory_lock(hashtext('pulse-clean:' || %s))", (SOURCE,))  # as a running job holds it
+        with pytest.raises(job.LoadCheckError, match="in progress"):
+            job.run(settings, SOURCE)
