@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -131,7 +131,6 @@ class Settings:
     postgres: PostgresConfig
     spark: SparkConfig
     clickhouse: ClickHouseConfig
-    extra: dict = field(default_factory=dict)
 
     @property
     def logs_dir(self) -> Path:
