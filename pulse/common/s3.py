@@ -13,12 +13,17 @@ if TYPE_CHECKING:
 
 
 def client(cfg: S3Config, *, access_key: str | None = None, secret_key: str | None = None, retries: int = 3) -> Any:
+    return connect(cfg.url, access_key or cfg.access_key, secret_key or cfg.secret_key, cfg.region, retries=retries)
+
+
+def connect(endpoint_url: str, access_key: str, secret_key: str, region: str, *, retries: int = 3) -> Any:
+    """A boto3 S3 client from plain values (what Spark executors receive as data source options)."""
     return boto3.client(
         "s3",
-        endpoint_url=cfg.url,
-        aws_access_key_id=access_key or cfg.access_key,
-        aws_secret_access_key=secret_key or cfg.secret_key,
-        region_name=cfg.region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=region,
         config=Config(
             retries={"max_attempts": retries, "mode": "standard"},
             connect_timeout=5,

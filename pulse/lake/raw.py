@@ -163,7 +163,8 @@ def delete_source(cfg: S3Config, source: str) -> int:
     s3 = s3util.client(cfg)
     prefix = source_prefix(cfg, source)
     manifests = s3util.list_keys(s3, cfg.raw_bucket, f"{prefix}/_manifests/")
-    keys = manifests + [k for k in s3util.list_keys(s3, cfg.raw_bucket, f"{prefix}/") if k not in set(manifests)]
+    seen = set(manifests)
+    keys = manifests + [k for k in s3util.list_keys(s3, cfg.raw_bucket, f"{prefix}/") if k not in seen]
     for i in range(0, len(keys), 1000):
         s3.delete_objects(Bucket=cfg.raw_bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True})
     return len(keys)

@@ -63,8 +63,7 @@ class ClickHouse(ManagedProcess):
             return resp.read().decode()
 
     def healthy(self) -> tuple[bool, str]:
-        cfg = self.settings.clickhouse
-        if self.managed and not port_open("127.0.0.1", cfg.port):
+        if self.managed and not port_open("127.0.0.1", self.port):
             return False, "port closed"
         try:
             return True, f"ClickHouse {self.query('SELECT version()').strip()}"

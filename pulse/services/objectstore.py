@@ -78,7 +78,7 @@ class ObjectStore(ManagedProcess):
         return env
 
     def healthy(self) -> tuple[bool, str]:
-        if self.managed and not port_open("127.0.0.1", self.settings.s3.port):
+        if self.managed and not port_open("127.0.0.1", self.port):
             return False, "port closed"
         try:
             buckets = s3util.client(self.settings.s3, retries=1).list_buckets()["Buckets"]
@@ -92,13 +92,15 @@ class ObjectStore(ManagedProcess):
         cfg = self.settings.s3
         s3 = s3util.client(cfg, retries=1)
         deadline = time.monotonic() + self.start_timeout
-        while True:
+        problem = "no round trip yet"
+        while time.monotonic() < deadline:
             try:
                 s3util.ensure_bucket(s3, cfg.raw_bucket)
                 s3.put_object(Bucket=cfg.raw_bucket, Key=PROBE_KEY, Body=b"ok")
                 if s3.get_object(Bucket=cfg.raw_bucket, Key=PROBE_KEY)["Body"].read() == b"ok":
                     return
+                problem = "probe object read back different bytes"
             except (BotoCoreError, ClientError) as exc:
-                if time.monotonic() > deadline:
-                    raise ServiceError(f"s3 up but not serving data: {exc}; see {self.log_path}") from exc
+                problem = str(exc)
             time.sleep(0.5)
+        raise ServiceError(f"s3 up but not serving data: {problem}; see {self.log_path}")

@@ -97,18 +97,10 @@ class RawCsvReader(DataSourceReader):
         return [RawFilesPartition(b) for b in pack(files, int(self.options.get("partitions", "4")))]
 
     def read(self, partition: RawFilesPartition) -> Iterator:
-        import boto3
-        from botocore.config import Config
+        from pulse.common import s3 as s3util
 
         o = self.options
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=o["endpoint"],
-            aws_access_key_id=o["access_key"],
-            aws_secret_access_key=o["secret_key"],
-            region_name=o["region"],
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
-        )
+        s3 = s3util.connect(o["endpoint"], o["access_key"], o["secret_key"], o["region"], retries=5)
         for key, ingest_date in partition.files:
             body = s3.get_object(Bucket=o["bucket"], Key=key)["Body"].read()
             yield from parse_csv(body, key, ingest_date).to_batches(max_chunksize=65_536)
