@@ -12,6 +12,7 @@ real MinIO/AWS S3, a managed Postgres or a Spark cluster.
 from __future__ import annotations
 
 import os
+import secrets
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +36,10 @@ class _Source:
         self.section = section
         self.table = table.get(section, {})
 
+    def secret(self, key: str, home: Path) -> str:
+        """A credential: configured, or generated once for this installation."""
+        return self.get(key, None) or generated_secret(home, f"{self.section}_{key}")
+
     def get(self, key: str, default: str | None) -> str | None:
         env = os.environ.get(f"PULSE_{self.section.upper()}_{key.upper()}")
         if env is not None:
@@ -44,6 +49,27 @@ class _Source:
 
     def int(self, key: str, default: int) -> int:
         return int(self.get(key, str(default)))  # type: ignore[arg-type]
+
+
+def generated_secret(home: Path, name: str) -> str:
+    """A secret made once per installation and kept 0600 under ``$PULSE_HOME/secrets`` (0700).
+    Used wherever the configuration does not set the value itself."""
+    path = home / "secrets" / name
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    home.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    value = secrets.token_urlsafe(24)
+    # O_EXCL: two processes starting at once agree on the first one's value
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -102,8 +128,10 @@ class PostgresConfig:
 class ClickHouseConfig:
     host: str | None  # None -> the managed local chDB-over-HTTP service
     port: int  # HTTP interface
-    user: str
+    user: str  # writer role: dbt, the streaming sink, the ML writer
     password: str
+    bi_user: str  # read-only role (Superset, ad-hoc readers): readonly enforced by the server
+    bi_password: str
     database: str
     secure: bool
 
@@ -158,7 +186,7 @@ def load_settings() -> Settings:
         s3=S3Config(
             endpoint_url=s3.get("endpoint", None),
             access_key=s3.get("access_key", "pulse"),  # type: ignore[arg-type]
-            secret_key=s3.get("secret_key", "pulse-secret-key"),  # type: ignore[arg-type]
+            secret_key=s3.secret("secret_key", home),
             region=s3.get("region", "us-east-1"),  # type: ignore[arg-type]
             raw_bucket=s3.get("raw_bucket", "pulse-raw"),  # type: ignore[arg-type]
             raw_prefix=s3.get("raw_prefix", "events"),  # type: ignore[arg-type]
@@ -169,10 +197,10 @@ def load_settings() -> Settings:
             host=pg.get("host", None),
             port=pg.int("port", 15432),
             user=pg.get("user", "pulse"),  # type: ignore[arg-type]
-            password=pg.get("password", "pulse-app-password"),  # type: ignore[arg-type]
+            password=pg.secret("password", home),
             database=pg.get("database", "pulse"),  # type: ignore[arg-type]
             admin_user=pg.get("admin_user", "postgres"),  # type: ignore[arg-type]
-            admin_password=pg.get("admin_password", "pulse-admin-password"),  # type: ignore[arg-type]
+            admin_password=pg.secret("admin_password", home),
             sslmode=pg.get("sslmode", "prefer"),  # type: ignore[arg-type]
         ),
         spark=SparkConfig(
@@ -185,7 +213,9 @@ def load_settings() -> Settings:
             host=ch.get("host", None),
             port=ch.int("port", 18123),
             user=ch.get("user", "pulse"),  # type: ignore[arg-type]
-            password=ch.get("password", "pulse-ch-password"),  # type: ignore[arg-type]
+            password=ch.secret("password", home),
+            bi_user=ch.get("bi_user", "pulse_bi"),  # type: ignore[arg-type]
+            bi_password=ch.secret("bi_password", home),
             database=ch.get("database", "pulse"),  # type: ignore[arg-type]
             secure=(ch.get("secure", "false") or "false").lower() in ("1", "true", "yes"),
         ),

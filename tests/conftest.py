@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -73,3 +74,33 @@ def stack(stack_home: Settings) -> Settings:
 
     registry.up(stack_home, ["s3", "postgres"], echo=lambda _msg: None)
     return stack_home
+
+
+@pytest.fixture(scope="session")
+def ch(stack_home: Settings):
+    """(host, port, user, password, database) of the ClickHouse server under test: Pulse's local
+    service, or a real server named by PULSE_CH_COMPAT_URL=http://user:password@host:port."""
+    url = os.environ.get("PULSE_CH_COMPAT_URL")
+    if url:
+        u = urlsplit(url)
+        yield u.hostname, u.port or 8123, u.username or "default", u.password or "", "default"
+        return
+    from pulse.services.clickhouse import ClickHouse
+
+    svc = ClickHouse(stack_home)
+    svc.start()
+    cfg = stack_home.clickhouse
+    yield "127.0.0.1", cfg.port, cfg.user, cfg.password, cfg.database
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def ch_bi(ch, stack_home: Settings):
+    """(user, password) of the read-only BI user of the server under test (PULSE_CH_COMPAT_BI_URL for a real one)."""
+    url = os.environ.get("PULSE_CH_COMPAT_BI_URL")
+    if url:
+        u = urlsplit(url)
+        return u.username, u.password or ""
+    if os.environ.get("PULSE_CH_COMPAT_URL"):
+        pytest.skip("no read-only user named for the real server (PULSE_CH_COMPAT_BI_URL)")
+    return stack_home.clickhouse.bi_user, stack_home.clickhouse.bi_password

@@ -1,93 +1,54 @@
 """The ClickHouse engine (chDB) behind ClickHouse's own HTTP protocol.
 
 No modern ClickHouse server binary is installable from PyPI/apt here, but the ClickHouse engine
-is (chDB). This process owns one chDB data directory and answers the ClickHouse HTTP interface,
-so unmodified clients (clickhouse-connect, its SQLAlchemy dialect, dbt-clickhouse) work against
-it as against a server. It is not a reimplementation: every query runs in the ClickHouse engine,
-and results are the engine's own bytes in the requested format.
+is (chDB). This process owns one chDB data directory and answers the ClickHouse HTTP interface, so
+unmodified clients (clickhouse-connect, its SQLAlchemy dialect, dbt-clickhouse, Superset) work
+against it as against a server. Every query runs in the ClickHouse engine and results are the
+engine's own bytes in the requested format.
 
-Supported: ``/ping``; ``/`` with the query in the ``query`` parameter and/or the body;
-``INSERT … FORMAT <fmt>`` with the data in the body; request bodies compressed with
-gzip/deflate/zstd/lz4 (``Content-Encoding``); compressed responses when
-``enable_http_compression=1`` and ``Accept-Encoding`` allow; ``database``, ``default_format``,
-``query_id``, ``session_id`` and any ClickHouse setting as URL parameters (settings apply to that
-request only); user/password from ``X-ClickHouse-User``/``X-ClickHouse-Key``, Basic auth or URL.
-Errors come back as ClickHouse sends them: HTTP status by error code, ``Code: N. DB::Exception: …``
-body and the ``X-ClickHouse-Exception-Code`` header.
-
-Concurrency: the engine is driven through one session, so queries run one at a time (a lock);
-many clients can connect concurrently and are served in arrival order. Sessions (``session_id``)
-share that one engine session: a ``SET`` statement is visible to every client.
+The parts: ``request`` (parameters, credentials, body, external data), ``auth`` (users, roles,
+failed-login brake), ``policy`` (what a role may run, on the engine's parse), ``engine``
+(connections, sessions, running queries) and, here, the handler that ties them together and
+encodes the response. ``serve`` also creates the named collection that lets dbt's PostgreSQL
+database engine reach Postgres with server-side credentials.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import gzip
-import hmac
 import json
-import re
+import os
+import select
 import signal
+import socket
 import sys
 import tempfile
 import threading
 import time
 import uuid
-import zlib
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-# URL parameters that are part of the protocol, not ClickHouse settings
-TRANSPORT_PARAMS = {
-    "query",
-    "database",
-    "default_format",
-    "query_id",
-    "session_id",
-    "session_timeout",
-    "session_check",
-    "user",
-    "password",
-    "compress",
-    "decompress",
-    "enable_http_compression",
-    "wait_end_of_query",
-    "buffer_size",
-    "quota_key",
-    "role",
-    "http_headers_progress_interval_ms",
-    "send_progress_in_http_headers",
-    "add_http_cors_header",
-}
-# ClickHouse's mapping of error codes to HTTP statuses (the ones clients act upon)
-HTTP_STATUS = {
-    516: 401,
-    192: 401,
-    194: 401,  # AUTHENTICATION_FAILED, UNKNOWN_USER, REQUIRED_PASSWORD
-    164: 403,
-    497: 403,  # READONLY, ACCESS_DENIED
-    60: 404,
-    81: 404,
-    36: 400,  # UNKNOWN_TABLE, UNKNOWN_DATABASE, BAD_ARGUMENTS
-    62: 400,
-    47: 400,
-    46: 400,
-    115: 400,
-    27: 400,
-    6: 400,
-    117: 400,  # syntax, unknown identifier/function/setting, parse
-    57: 500,  # TABLE_ALREADY_EXISTS
-}
-CODE_RE = re.compile(r"Code: (\d+)\.")
-INSERT_RE = re.compile(
-    r"^\s*INSERT\s+INTO\s+(?P<table>(?:`[^`]+`|[\w.]+)(?:\.(?:`[^`]+`|\w+))?)\s*(?:\((?P<cols>[^)]*)\))?\s*"
-    r"(?:SETTINGS\s+(?P<settings>.*?)\s+)?FORMAT\s+(?P<fmt>\w+)\s*$",
-    re.IGNORECASE | re.DOTALL,
+from pulse.clickhouse import sql as sqlmod
+from pulse.clickhouse.auth import User, Users
+from pulse.clickhouse.engine import Engine
+from pulse.clickhouse.errors import ClickHouseError
+from pulse.clickhouse.policy import Policy, Role
+from pulse.clickhouse.request import (
+    TRANSPORT_PARAMS,
+    ExternalTable,
+    credentials,
+    decode_body,
+    encode_body,
+    form,
+    query_params,
+    read_body,
 )
-FORMAT_RE = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
+
+OUTPUT_KINDS = {"SELECT", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "CHECK"}
 CONTENT_TYPES = {
     "JSON": "application/json; charset=UTF-8",
     "JSONCompact": "application/json; charset=UTF-8",
@@ -95,175 +56,41 @@ CONTENT_TYPES = {
     "CSV": "text/csv; charset=UTF-8",
     "CSVWithNames": "text/csv; charset=UTF-8",
     "TabSeparated": "text/tab-separated-values; charset=UTF-8",
+    "TSV": "text/tab-separated-values; charset=UTF-8",
 }
+DISPLAY_NAME = "pulse-chdb"
 
 
-class ClickHouseError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-    @classmethod
-    def from_engine(cls, exc: Exception) -> ClickHouseError:
-        text = str(exc).strip()
-        m = CODE_RE.search(text)
-        return cls(int(m.group(1)) if m else 1000, text if text.startswith("Code:") else f"Code: 1000. DB::Exception: {text}")
+@dataclass
+class Outcome:
+    payload: bytes
+    format: str | None  # None: the statement has no result set (DDL, SET, INSERT …)
+    summary: dict[str, str]
 
 
-INSERT_HEAD_RE = re.compile(rb"^\s*INSERT\s+INTO\s.*?\bFORMAT\s+\w+", re.IGNORECASE | re.DOTALL)
-
-
-def split_insert(url_query: str, body: bytes) -> tuple[str, bytes | None]:
-    """(sql, insert data or None). The statement may sit in the URL with the rows in the body, or
-    start the body itself ("INSERT … FORMAT Native\n" then rows), as ClickHouse allows both."""
-    whole = (url_query.encode() + b"\n" + body) if url_query and body else (url_query.encode() or body)
-    m = INSERT_HEAD_RE.match(whole[:65_536])
-    if m:
-        rest = whole[m.end() :]
-        if rest[:1] in (b" ", b"\n"):  # one separator between the statement and the data
-            rest = rest[1:]
-        elif rest[:2] == b"\r\n":
-            rest = rest[2:]
-        return m.group(0).decode(), rest
-    return whole.decode(), None
-
-
-def decode_body(body: bytes, encoding: str | None) -> bytes:
-    encoding = (encoding or "").strip().lower()
-    if not encoding or encoding == "identity" or not body:
-        return body
-    if encoding == "gzip":
-        return gzip.decompress(body)
-    if encoding == "deflate":
-        return zlib.decompress(body)
-    if encoding == "zstd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
-    if encoding == "lz4":
-        import lz4.frame
-
-        return lz4.frame.decompress(body)
-    raise ClickHouseError(36, f"Code: 36. DB::Exception: Unknown Content-Encoding '{encoding}'. (BAD_ARGUMENTS)")
-
-
-def encode_body(body: bytes, accept: str | None) -> tuple[bytes, str | None]:
-    offered = [a.split(";")[0].strip().lower() for a in (accept or "").split(",")]
-    for enc in offered:  # the client's order of preference
-        if enc == "gzip":
-            return gzip.compress(body, compresslevel=3), "gzip"
-        if enc == "deflate":
-            return zlib.compress(body, 3), "deflate"
-        if enc == "zstd":
-            import zstandard
-
-            return zstandard.ZstdCompressor(level=3).compress(body), "zstd"
-        if enc == "lz4":
-            import lz4.frame
-
-            return lz4.frame.compress(body), "lz4"
-    return body, None
-
-
-class Engine:
-    """One chDB session over a data directory; every query goes through the lock."""
-
-    def __init__(self, data_dir: Path) -> None:
-        from chdb import session
-
-        self.data_dir = data_dir
-        self.tmp_dir = data_dir / "http_tmp"
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.session = session.Session(str(data_dir / "engine"))
-        self.lock = threading.Lock()
-        self.database: str | None = None  # what the session currently uses
-        self.settings: dict[str, str] = {}  # URL settings currently applied to the session
-
-    def _run(self, sql: str, fmt: str):
-        try:
-            return self.session.query(sql, fmt)
-        except Exception as exc:  # chDB raises its own error type carrying ClickHouse's text
-            raise ClickHouseError.from_engine(exc) from exc
-
-    def execute(self, sql: str, fmt: str, database: str | None, settings: dict[str, str], data: bytes | None) -> Any:
-        """Run one request's statement; returns chDB's result (bytes in ``fmt`` plus statistics)."""
-        with self.lock:
-            self._session_state(database or "default", settings)
-            if data is not None:
-                return self._insert(sql, data)
-            return self._run(sql, fmt)
-
-    def _session_state(self, database: str, settings: dict[str, str]) -> None:
-        """Bring the engine session to this request's database and URL settings, issuing only the
-        changes: clients send the same settings on every request, so this is usually free."""
-        if database != self.database:
-            self._run(f"USE {_ident(database)}", "TabSeparated")
-            self.database = database
-        for key in [k for k in self.settings if k not in settings]:
-            self._run(f"SET {key} = DEFAULT", "TabSeparated")
-            del self.settings[key]
-        for key, value in settings.items():
-            if self.settings.get(key) != value:
-                self._run(f"SET {_setting_name(key)} = {_literal(value)}", "TabSeparated")
-                self.settings[key] = value
-
-    def _insert(self, sql: str, data: bytes):
-        m = INSERT_RE.match(sql)
-        if not m:
-            raise ClickHouseError(
-                62, "Code: 62. DB::Exception: expected INSERT INTO <table> [(cols)] FORMAT <fmt>. (SYNTAX_ERROR)"
-            )
-        table, fmt = m.group("table"), m.group("fmt")
-        cols = [c.strip() for c in (m.group("cols") or "").split(",") if c.strip()]
-        structure = self._structure(table, cols)
-        path = self.tmp_dir / f"insert-{uuid.uuid4().hex}.{fmt}"
-        path.write_bytes(data)
-        try:
-            settings = f" SETTINGS {m.group('settings')}" if m.group("settings") else ""
-            target = f"{table} ({', '.join(cols)})" if cols else table
-            source = f"file({_literal(str(path))}, {_literal(fmt)}, {_literal(structure)})"
-            return self._run(f"INSERT INTO {target} SELECT * FROM {source}{settings}", "TabSeparated")
-        finally:
-            path.unlink(missing_ok=True)
-
-    def _structure(self, table: str, cols: list[str]) -> str:
-        db, _, name = table.replace("`", "").rpartition(".")
-        where = f"database = {_literal(db)}" if db else "database = currentDatabase()"
-        rows = self._run(
-            f"SELECT name, type FROM system.columns WHERE {where} AND table = {_literal(name)} ORDER BY position", "JSONCompact"
-        )
-        columns = json.loads(rows.bytes() or b'{"data": []}')["data"]
-        if not columns:
-            raise ClickHouseError(60, f"Code: 60. DB::Exception: Table {table} does not exist. (UNKNOWN_TABLE)")
-        types = dict(columns)
-        wanted = [c.strip("`") for c in cols] or [c for c, _ in columns]
-        return ", ".join(f"`{c}` {types[c]}" for c in wanted)
-
-
-def _ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _setting_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ClickHouseError(115, f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)")
-    return name
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    engine: Engine
+    users: Users
+    policy: Policy
+    max_body: int
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients pool connections
     disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server_version = "pulse-chdb-http"
-    engine: Engine
-    user: str
-    password: str
+    server: Server
 
-    def log_message(self, fmt: str, *args) -> None:  # one line per request in the service log
-        sys.stderr.write(f"{time.strftime('%H:%M:%S')} {self.address_string()} {fmt % args}\n")
+    def log_message(self, fmt: str, *args) -> None:
+        pass  # one line per request is written by _log, without the URL (it may carry SQL)
+
+    def _log(self, status: int, size: int, user: str, query_id: str, t0: float) -> None:
+        path = urlsplit(self.path).path
+        sys.stderr.write(
+            f"{time.strftime('%H:%M:%S')} {self.client_address[0]} {self.command} {path} {status} {size}B "
+            f"{(time.perf_counter() - t0) * 1000:.1f}ms user={user} query_id={query_id}\n"
+        )
 
     def do_GET(self) -> None:
         self._handle()
@@ -271,126 +98,242 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle()
 
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():  # clients stream inserts
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()  # CRLF after each chunk
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _credentials(self, params: dict[str, str]) -> tuple[str, str]:
-        auth = self.headers.get("Authorization", "")
-        if auth.lower().startswith("basic "):
-            try:
-                user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-            except ValueError:  # undecodable header: no credentials
-                return "", ""
-            return user, password
-        return (
-            self.headers.get("X-ClickHouse-User") or params.get("user") or "default",
-            self.headers.get("X-ClickHouse-Key") or params.get("password") or "",
-        )
-
     def _handle(self) -> None:
+        t0 = time.perf_counter()
         url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
-        body = self._read_body()
-        query_id = params.get("query_id") or str(uuid.uuid4())
+        params = query_params(url.query)
         if self.command == "GET" and url.path in ("/ping", "/") and not params.get("query"):
             return self._send(200, b"Ok.\n", {"Content-Type": "text/plain; charset=UTF-8"})
+        query_id = params.get("query_id") or str(uuid.uuid4())
+        user_name = "-"
         try:
-            user, password = self._credentials(params)
-            if not (
-                hmac.compare_digest(user.encode(), self.user.encode())
-                and hmac.compare_digest(password.encode(), self.password.encode())
-            ):
-                raise ClickHouseError(
-                    516,
-                    f"Code: 516. DB::Exception: {user}: Authentication failed: password is "
-                    "incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)",
-                )
-            body = decode_body(body, self.headers.get("Content-Encoding"))
-            sql, data = split_insert(params.get("query", ""), body)
-            if not sql.strip():
-                raise ClickHouseError(62, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
-            fmt = params.get("default_format", "TabSeparated")
-            named = FORMAT_RE.search(sql) if data is None else None
-            out_fmt = named.group(1) if named else fmt
-            settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS}
-            t0 = time.perf_counter()
-            result = self.engine.execute(sql, fmt, params.get("database"), settings, data)
-            payload = result.bytes() if result is not None else b""
-            summary = {
-                "read_rows": str(result.rows_read()),
-                "read_bytes": str(result.bytes_read()),
-                "written_rows": str(getattr(result, "rows_written", lambda: 0)()),
-                "written_bytes": str(getattr(result, "bytes_written", lambda: 0)()),
-                "total_rows_to_read": "0",
-                "result_rows": str(result.rows_read()),
-                "result_bytes": str(len(payload)),
-                "elapsed_ns": str(int((time.perf_counter() - t0) * 1e9)),
-            }
-            headers = {
-                "Content-Type": CONTENT_TYPES.get(out_fmt, "application/octet-stream"),
-                "X-ClickHouse-Query-Id": query_id,
-                "X-ClickHouse-Format": out_fmt,
-                "X-ClickHouse-Timezone": "UTC",
-                "X-ClickHouse-Summary": json.dumps(summary),
-                "X-ClickHouse-Server-Display-Name": "pulse-chdb",
-            }
-            if params.get("session_id"):
-                headers["X-ClickHouse-Session-Id"] = params["session_id"]
-            if params.get("enable_http_compression") == "1":
-                payload, encoding = encode_body(payload, self.headers.get("Accept-Encoding"))
-                if encoding:
-                    headers["Content-Encoding"] = encoding
-            self._send(200, payload, headers)
+            if url.path not in ("/", "/query"):
+                raise ClickHouseError(36, f"There is no handle {url.path}", http_status=404)
+            # credentials first: nobody gets the server to read (or decompress) a body without them
+            user_name, password = credentials(self.headers, params)
+            user = self.server.users.authenticate(self.client_address[0], user_name, password)
+            body = read_body(self.rfile, self.headers, self.server.max_body)
         except ClickHouseError as err:
-            self._send(
-                HTTP_STATUS.get(err.code, 500),
-                (str(err) + "\n").encode(),
-                {
-                    "Content-Type": "text/plain; charset=UTF-8",
-                    "X-ClickHouse-Exception-Code": str(err.code),
-                    "X-ClickHouse-Query-Id": query_id,
-                    "X-ClickHouse-Server-Display-Name": "pulse-chdb",
-                },
-            )
+            self.close_connection = True  # the body was not (fully) read: the stream is out of step
+            status = self._error(err, query_id)
+            return self._log(status, 0, user_name, query_id, t0)
+        try:
+            outcome = self._execute(user, params, body, query_id)
+            status, size = self._result(outcome, params, query_id)
+        except ClickHouseError as err:
+            status, size = self._error(err, query_id), 0
+        except Exception as exc:  # never drop the connection without an answer
+            status, size = self._error(ClickHouseError(1001, f"{type(exc).__name__}: {exc}"), query_id), 0
+        self._log(status, size, user.name, query_id, t0)
+
+    def _execute(self, user: User, params: dict[str, str], body: bytes, query_id: str) -> Outcome:
+        srv, role = self.server, user.role
+        body = decode_body(body, self.headers.get("Content-Encoding"))
+        external: list[ExternalTable] = []
+        if self.command == "POST":
+            body, external = form(self.headers.get("Content-Type", ""), body, params)
+        text, insert = sqlmod.split_insert(params.get("query", ""), body)
+        stmt = sqlmod.parse(insert.statement if insert else text)
+        read_only_request = self.command == "GET"
+        database = params.get("database")
+        if database:
+            srv.policy.check_database(database, role)
+        query_params_ = {k[len("param_") :]: v for k, v in params.items() if k.startswith("param_")}
+        explain = lambda q: srv.engine.admin(f"EXPLAIN AST {q}", params=query_params_).decode()  # noqa: E731
+        srv.policy.check(stmt, role, explain, read_only_request)
+        if stmt.kind == "KILL":
+            return self._kill(user, stmt)
+        settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
+        settings["log_comment"] = query_id  # how the engine's query is found for KILL QUERY / cancellation
+        session_id = params.get("session_id") or None
+        timeout = min(float(params.get("session_timeout") or 60), 3600.0)
+        fmt = stmt.output_format or params.get("default_format") or "TabSeparated"
+        readonly = role.readonly or read_only_request
+        t0 = time.perf_counter()
+        with (
+            srv.engine.connection(user.name, readonly, session_id, timeout, params.get("session_check") == "1") as (
+                conn,
+                in_session,
+            ),
+            srv.engine.track(query_id, user.name, self.connection) as run,
+        ):
+            default_db = sorted(role.databases)[0] if role.readonly and role.databases else "default"
+            conn.prepare(database or (None if in_session and conn.database else default_db) or default_db, settings)
+            try:
+                for table in external:
+                    conn.retire = not in_session
+                    conn.query(f"CREATE TEMPORARY TABLE {sqlmod.ident(table.name)} ({table.structure})", "TabSeparated", {})
+                    conn.insert(f"INSERT INTO {sqlmod.ident(table.name)}", table.format, table.data)
+                if insert is not None:
+                    result = conn.insert(insert.head, insert.format, insert.data)
+                else:
+                    result = conn.query(stmt.sql, fmt, query_params_)
+            except ClickHouseError as err:
+                if run.killed and err.code == 394:
+                    err.args = (f"{err.args[0]} ({run.killed})",)
+                raise
+            finally:
+                if in_session:
+                    for table in external:
+                        conn.query(f"DROP TEMPORARY TABLE IF EXISTS {sqlmod.ident(table.name)}", "TabSeparated", {})
+            if stmt.changes_session:
+                if in_session:
+                    conn.database = None if stmt.kind == "USE" else conn.database
+                else:
+                    conn.retire = True
+        return self._outcome(stmt, result, fmt, t0)
+
+    def _kill(self, user: User, stmt: sqlmod.Statement) -> Outcome:
+        target = sqlmod.kill_query_target(stmt)
+        if target is None:
+            raise ClickHouseError(36, "This server supports KILL QUERY WHERE query_id = '<id>' [SYNC|ASYNC] only")
+        run = self.server.engine.running.get(target)
+        if run is not None and user.role.readonly and run.user != user.name:
+            raise ClickHouseError(497, f"{user.name}: not enough privileges to kill a query of {run.user}")
+        found = run is not None and self.server.engine.kill(target, f"killed by {user.name}")
+        line = f"finished\t{target}\t{run.user if run else ''}\n".encode() if found else b""
+        return Outcome(line, "TabSeparated", {})
+
+    @staticmethod
+    def _outcome(stmt: sqlmod.Statement, result: Any, fmt: str, t0: float) -> Outcome:
+        payload = result.bytes() if hasattr(result, "bytes") else b""
+        read_rows = result.rows_read() if hasattr(result, "rows_read") else 0
+        written_rows = result.rows_written if isinstance(getattr(result, "rows_written", None), int) else 0
+        written_bytes = result.bytes_written if isinstance(getattr(result, "bytes_written", None), int) else 0
+        summary = {
+            "read_rows": str(read_rows if stmt.kind in OUTPUT_KINDS else 0),
+            "read_bytes": str(result.bytes_read() if hasattr(result, "bytes_read") and stmt.kind in OUTPUT_KINDS else 0),
+            "written_rows": str(written_rows),
+            "written_bytes": str(written_bytes),
+            "total_rows_to_read": "0",
+            "result_rows": str(read_rows if stmt.kind in OUTPUT_KINDS else 0),
+            "result_bytes": str(len(payload)),
+            "elapsed_ns": str(int((time.perf_counter() - t0) * 1e9)),
+        }
+        return Outcome(payload, fmt if stmt.kind in OUTPUT_KINDS else None, summary)
+
+    def _result(self, outcome: Outcome, params: dict[str, str], query_id: str) -> tuple[int, int]:
+        headers = {
+            "Content-Type": CONTENT_TYPES.get(outcome.format, "application/octet-stream")
+            if outcome.format
+            else "text/plain; charset=UTF-8",
+            "X-ClickHouse-Query-Id": query_id,
+            "X-ClickHouse-Timezone": "UTC",
+            "X-ClickHouse-Server-Display-Name": DISPLAY_NAME,
+        }
+        if outcome.format:
+            headers["X-ClickHouse-Format"] = outcome.format
+        if outcome.summary:
+            headers["X-ClickHouse-Summary"] = json.dumps(outcome.summary)
+        if params.get("session_id"):
+            headers["X-ClickHouse-Session-Id"] = params["session_id"]
+        payload = outcome.payload
+        if params.get("enable_http_compression") == "1":
+            payload, encoding = encode_body(payload, self.headers.get("Accept-Encoding"))
+            if encoding:
+                headers["Content-Encoding"] = encoding
+        self._send(200, payload, headers)
+        return 200, len(payload)
+
+    def _error(self, err: ClickHouseError, query_id: str) -> int:
+        self._send(
+            err.http_status,
+            (str(err) + "\n").encode(),
+            {
+                "Content-Type": "text/plain; charset=UTF-8",
+                "X-ClickHouse-Exception-Code": str(err.code),
+                "X-ClickHouse-Query-Id": query_id,
+                "X-ClickHouse-Server-Display-Name": DISPLAY_NAME,
+            },
+        )
+        return err.http_status
 
     def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away; nothing to tell it
 
 
-def serve(data_dir: Path, host: str, port: int, user: str, password: str) -> None:
-    engine = Engine(data_dir)
-    handler = type("BoundHandler", (Handler,), {"engine": engine, "user": user, "password": password})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+def _client_gone(sock: socket.socket) -> bool:
+    """The client closed its side (what a timed-out or aborted request looks like)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
 
-    def stop(*_args) -> None:  # finish the request in flight, then close the engine cleanly
+
+def watch(engine: Engine, stop: threading.Event, interval: float = 0.25) -> None:
+    """Cancel queries whose client hung up, and expire idle sessions."""
+    while not stop.wait(interval):
+        for run in list(engine.running.values()):
+            if run.sock is not None and not run.killed and _client_gone(run.sock):
+                try:
+                    engine.kill(run.query_id, "the client closed the connection")
+                except ClickHouseError as err:
+                    sys.stderr.write(f"cancel {run.query_id}: {err}\n")
+        engine.expire_sessions()
+
+
+@dataclass
+class ServerConfig:
+    """What ``pulse.services.clickhouse`` writes (0600) for the server: users, roles, Postgres collection."""
+
+    users: list[dict[str, Any]]  # {name, password, role: writer|reader, databases: [...]}
+    postgres: dict[str, Any] | None  # {collection, attach_as, host, port, database, user, password, schema}
+    max_body_bytes: int = 1 << 30
+    max_concurrent_queries: int = 16
+
+    @classmethod
+    def load(cls, path: Path) -> ServerConfig:
+        return cls(**json.loads(path.read_text()))
+
+
+def bootstrap(engine: Engine, cfg: ServerConfig) -> Policy:
+    """Server-side state clients rely on: the Postgres named collection, and the policy's inputs."""
+    table_functions = {name.lower() for name in engine.admin("SELECT name FROM system.table_functions").decode().split()}
+    pg = cfg.postgres
+    if pg:
+        engine.admin(f"DROP NAMED COLLECTION IF EXISTS {sqlmod.ident(pg['collection'])}")
+        keys = ("host", "port", "database", "user", "password", "schema")
+        pairs = ", ".join(f"{k} = {sqlmod.literal(str(pg[k]))}" for k in keys if pg.get(k) is not None)
+        engine.admin(f"CREATE NAMED COLLECTION {sqlmod.ident(pg['collection'])} AS {pairs}")
+    protected = {pg["attach_as"]} if pg else set()  # where dbt attaches Postgres: never for readers
+    return Policy(table_functions, pg["collection"] if pg else None, protected)
+
+
+def serve(data_dir: Path, host: str, port: int, cfg: ServerConfig) -> None:
+    engine = Engine(data_dir, max_concurrent=cfg.max_concurrent_queries)
+    policy = bootstrap(engine, cfg)
+    users = Users(
+        [User(u["name"], u["password"], Role(u["role"], u["role"] == "reader", set(u.get("databases", [])))) for u in cfg.users]
+    )
+    server = Server((host, port), Handler)
+    server.engine, server.users, server.policy, server.max_body = engine, users, policy, cfg.max_body_bytes
+    stop_watch = threading.Event()
+    threading.Thread(target=watch, args=(engine, stop_watch), daemon=True, name="watch").start()
+
+    def stop(*_args) -> None:  # finish the requests in flight, then close the engine cleanly
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"pulse-chdb-http: ClickHouse engine over HTTP on {host}:{port}, data in {data_dir}", flush=True)
+    roles = ", ".join(f"{u['name']} ({u['role']})" for u in cfg.users)
+    print(f"pulse-chdb-http: ClickHouse engine over HTTP on {host}:{port}, data in {data_dir}, users {roles}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        stop_watch.set()
         server.server_close()
-        with engine.lock:
-            engine.session.close()
+        engine.close()
         print("pulse-chdb-http: stopped", flush=True)
 
 
@@ -399,12 +342,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-dir", type=Path, required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=18123)
-    p.add_argument("--user", default="default")
-    p.add_argument("--password-file", type=Path, help="file holding the password (kept off the command line)")
+    p.add_argument("--config", type=Path, required=True, help="JSON (0600): users and roles, Postgres collection, limits")
     args = p.parse_args(argv)
-    password = args.password_file.read_text().strip() if args.password_file else ""
-    tempfile.tempdir = str(args.data_dir / "http_tmp")
-    serve(args.data_dir, args.host, args.port, args.user, password)
+    os.umask(0o077)  # the engine's files (named collections included) readable by this user only
+    tmp = args.data_dir / "http_tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(tmp)
+    serve(args.data_dir, args.host, args.port, ServerConfig.load(args.config))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def dbt_dir(settings: Settings) -> Path:
 
 
 def write_profile(settings: Settings) -> Path:
-    """profiles.yml for this configuration; secrets are read from the environment by dbt."""
+    """profiles.yml for this configuration; the password is read from the environment by dbt."""
     ch = settings.clickhouse
     out = dbt_dir(settings)
     out.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def write_profile(settings: Settings) -> Path:
                     "host": ch.host or "127.0.0.1",
                     "port": ch.port,
                     "user": ch.user,
-                    "password": "{{ env_var('PULSE_CH_PASSWORD') }}",
+                    "password": "{{ env_var('DBT_ENV_SECRET_CH_PASSWORD') }}",
                     "schema": ch.database,
                     "secure": ch.secure,
                     "threads": 2,
@@ -62,17 +62,15 @@ def dbt_binary() -> str:
 
 
 def run(settings: Settings, args: list[str], source: str = "demo") -> int:
-    """``dbt <args>`` for this configuration; returns dbt's exit code (output streams through)."""
-    pg, ch = settings.postgres, settings.clickhouse
+    """``dbt <args>`` for this configuration; returns dbt's exit code (output streams through).
+    dbt gets no Postgres credentials at all (the ClickHouse server holds them in a named collection),
+    and the ClickHouse password in a ``DBT_ENV_SECRET_`` variable, which dbt scrubs from its logs."""
+    ch = settings.clickhouse
     profile = write_profile(settings)
     env = dict(os.environ)
     env.update(
         {
-            "PULSE_PG_ADDRESS": f"{pg.address}:{pg.port}",
-            "PULSE_PG_DATABASE": pg.database,
-            "PULSE_PG_USER": pg.user,
-            "PULSE_PG_PASSWORD": pg.password,
-            "PULSE_CH_PASSWORD": ch.password,
+            "DBT_ENV_SECRET_CH_PASSWORD": ch.password,
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "DBT_TARGET_PATH": str(dbt_dir(settings) / "target"),
             "DBT_LOG_PATH": str(dbt_dir(settings) / "logs"),

@@ -8,11 +8,17 @@ server (self-hosted or cloud) is used instead by setting PULSE_CH_HOST (and port
 from __future__ import annotations
 
 import base64
+import json
+import os
 import sys
 import urllib.error
 import urllib.request
 
 from pulse.services.base import ManagedProcess, ServiceError, port_open
+
+# The named collection holding Postgres credentials, and the database dbt attaches with it (dbt_project.yml vars)
+PG_COLLECTION = "pulse_pg"
+PG_DATABASE = "pulse_pg"
 
 
 class ClickHouse(ManagedProcess):
@@ -31,12 +37,35 @@ class ClickHouse(ManagedProcess):
         return self.settings.clickhouse.url
 
     @property
-    def password_file(self):
-        return self.settings.run_dir / "clickhouse.password"
+    def config_file(self):
+        return self.settings.run_dir / "clickhouse.json"
+
+    def server_config(self) -> dict:
+        """Users and roles, and the Postgres named collection dbt's sources use (see pulse.clickhouse.policy)."""
+        ch, pg = self.settings.clickhouse, self.settings.postgres
+        return {
+            "users": [
+                {"name": ch.user, "password": ch.password, "role": "writer"},
+                {"name": ch.bi_user, "password": ch.bi_password, "role": "reader", "databases": [ch.database]},
+            ],
+            "postgres": {
+                "collection": PG_COLLECTION,
+                "attach_as": PG_DATABASE,
+                "host": pg.address,
+                "port": pg.port,
+                "database": pg.database,
+                "user": pg.user,
+                "password": pg.password,
+                "schema": "staging",
+            },
+        }
 
     def prepare(self) -> None:
-        self.password_file.write_text(self.settings.clickhouse.password)
-        self.password_file.chmod(0o600)
+        # written 0600 from the first byte: it holds every credential of the service
+        fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self.server_config(), fh)
 
     def command(self) -> list[str]:
         cfg = self.settings.clickhouse
@@ -48,10 +77,8 @@ class ClickHouse(ManagedProcess):
             str(self.data_dir),
             "--port",
             str(cfg.port),
-            "--user",
-            cfg.user,
-            "--password-file",
-            str(self.password_file),
+            "--config",
+            str(self.config_file),
         ]
 
     def query(self, sql: str, timeout: float = 10) -> str:

@@ -1,6 +1,7 @@
 """The same client scenarios against Pulse's local ClickHouse service (chDB over the HTTP interface)
 or, when PULSE_CH_COMPAT_URL=http(s)://user:password@host:port is set, against a real ClickHouse
-server: compatibility is checked, not assumed."""
+server (PULSE_CH_COMPAT_BI_URL likewise names its read-only user): compatibility is checked, not
+assumed. Security, faithfulness and concurrency cases are in test_clickhouse_server.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import urllib.error
 import urllib.request
 import uuid
 from datetime import datetime
-from urllib.parse import urlsplit
 
 import clickhouse_connect
 import pytest
@@ -21,23 +21,6 @@ import sqlalchemy as sa
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def ch(stack_home):
-    """(host, port, user, password, database) of the server under test."""
-    url = os.environ.get("PULSE_CH_COMPAT_URL")
-    if url:
-        u = urlsplit(url)
-        yield u.hostname, u.port or 8123, u.username or "default", u.password or "", "default"
-        return
-    from pulse.services.clickhouse import ClickHouse
-
-    svc = ClickHouse(stack_home)
-    svc.start()
-    cfg = stack_home.clickhouse
-    yield "127.0.0.1", cfg.port, cfg.user, cfg.password, cfg.database
-    svc.stop()
 
 
 @pytest.fixture
