@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
 
+from pulse.common.files import write_private
 from pulse.services.base import ManagedProcess, ServiceError, port_open
 
 # The named collection holding Postgres credentials, and the database dbt attaches with it (dbt_project.yml vars)
@@ -61,11 +61,7 @@ class ClickHouse(ManagedProcess):
         }
 
     def prepare(self) -> None:
-        # written 0600 from the first byte: it holds every credential of the service
-        fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(self.server_config(), fh)
+        write_private(self.config_file, json.dumps(self.server_config()))  # every credential of the service
 
     def command(self) -> list[str]:
         cfg = self.settings.clickhouse

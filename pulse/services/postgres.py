@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from pulse.common import pg
+from pulse.common.files import write_private
 from pulse.services.base import ManagedProcess, ServiceError, port_open
 
 
@@ -61,8 +62,7 @@ class Postgres(ManagedProcess):
         self.data_dir.chmod(0o700)
         self._chown(self.data_dir)
         pwfile = self.settings.run_dir / "pg-initdb.pw"
-        pwfile.write_text(self.settings.postgres.admin_password)
-        pwfile.chmod(0o600)
+        write_private(pwfile, self.settings.postgres.admin_password)
         self._chown(pwfile)
         try:
             subprocess.run(
