@@ -58,6 +58,22 @@ def _closing(sql: str, i: int, quote: str) -> int:
     return -1
 
 
+def _comment_end(sql: str, i: int) -> int:
+    """Index after the block comment opened at ``i``; ClickHouse nests them. -1 when not closed."""
+    depth, j = 0, i
+    while j < len(sql) - 1:
+        pair = sql[j : j + 2]
+        if pair == "/*":
+            depth, j = depth + 1, j + 2
+        elif pair == "*/":
+            depth, j = depth - 1, j + 2
+            if depth == 0:
+                return j
+        else:
+            j += 1
+    return -1
+
+
 def tokenize(sql: str, stop_after_format: bool = False, partial: bool = False) -> list[Token]:
     """Tokens of ``sql``. With ``stop_after_format`` the scan ends after ``INSERT … FORMAT <name>``
     (what follows is data, not SQL). ``partial``: ``sql`` may be cut anywhere, so an unterminated
@@ -77,11 +93,11 @@ def tokenize(sql: str, stop_after_format: bool = False, partial: bool = False) -
             j = sql.find("\n", i)
             i = n if j < 0 else j + 1
         elif sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
+            j = _comment_end(sql, i)
             if j < 0:
                 unterminated("comment")
                 break
-            i = j + 2
+            i = j
         elif c in "'\"`":
             j = _closing(sql, i, c)
             if j < 0:

@@ -89,7 +89,9 @@ class ClickHouse(ManagedProcess):
         if self.managed and not port_open("127.0.0.1", self.port):
             return False, "port closed"
         try:
-            return True, f"ClickHouse {self.query('SELECT version()').strip()}"
+            cfg = self.settings.clickhouse
+            version = self.query("SELECT version()").strip()
+            return True, f"ClickHouse {version} · users {cfg.user} (writer), {cfg.bi_user} (read-only)"
         except urllib.error.HTTPError as exc:
             return False, exc.read().decode(errors="replace").strip()[:120]
         except OSError as exc:

@@ -14,6 +14,10 @@ def test_multi_statements_are_refused_but_a_trailing_semicolon_is_fine():
     assert err.value.code == 62
     assert parse("SELECT 1;  -- done").sql == "SELECT 1"
     assert parse("SELECT 'a; b', `c;d`").kind == "SELECT"  # semicolons inside literals/identifiers
+    assert parse("SELECT 1 /* /* nested */ ; still a comment */").kind == "SELECT"
+    for sneaky in ("SELECT $$a$$; SELECT 2", "SELECT '\\\\'; SELECT 2", "SELECT 1 /*/ */; SELECT 2"):
+        with pytest.raises(ClickHouseError):  # where the engine sees two statements, so do we
+            parse(sneaky)
 
 
 @pytest.mark.parametrize(
