@@ -34,10 +34,11 @@ MART_QUERIES = {k: v for k, v in DASHBOARD_QUERIES.items() if "ad-hoc" not in k}
 INGEST_TABLE = "bench_ingest"
 
 
-def dashboard_latencies(stop: threading.Event, min_rounds: int = 0) -> list[float]:
-    """Milliseconds per dashboard query, cycling through the mart queries until ``stop`` (and at
-    least ``min_rounds`` rounds)."""
-    client = ch_client(settings().clickhouse)
+def dashboard_latencies(source: str, stop: threading.Event, min_rounds: int = 0) -> list[float]:
+    """Milliseconds per dashboard query on the source's published marts, cycling through the mart
+    queries until ``stop`` (and at least ``min_rounds`` rounds)."""
+    cfg = settings().clickhouse
+    client = ch_client(cfg, database=cfg.marts_database(source))
     out: list[float] = []
     rounds = 0
     while not stop.is_set() or rounds < min_rounds:
@@ -64,11 +65,11 @@ def writer(stop: threading.Event, rate: int, batch: int, stats: dict) -> None:
     stats["rows"], stats["seconds"] = sent, time.perf_counter() - t_start
 
 
-def run_scenario(name: str, load, seconds: float) -> dict:
+def run_scenario(source: str, name: str, load, seconds: float) -> dict:
     """Dashboard latencies while ``load(stop)`` runs (None: idle for ``seconds``)."""
     stop = threading.Event()
     box: dict = {}
-    reader = threading.Thread(target=lambda: box.update(ms=dashboard_latencies(stop, min_rounds=5)))
+    reader = threading.Thread(target=lambda: box.update(ms=dashboard_latencies(source, stop, min_rounds=5)))
     svc = psutil.Process(ClickHouse(settings()).pid())
     with PeakRss(lambda: svc.memory_info().rss / 2**20) as rss:
         reader.start()
@@ -103,9 +104,9 @@ def main() -> None:
 
     def dbt_build(stop: threading.Event) -> dict:
         t0 = time.perf_counter()
-        code = dbt_runner.run(s, ["build", "--full-refresh", "--quiet"], source=args.source)
-        if code:
-            sys.exit(f"dbt build failed (exit {code}): build the marts for {args.source} first")
+        result = dbt_runner.build(s, args.source, full_refresh=True, quiet=True)
+        if not result.ok:
+            sys.exit(f"dbt build failed: {result.failures}")
         return {"dbt_build_seconds": round(time.perf_counter() - t0, 1)}
 
     def ingest(stop: threading.Event) -> dict:
@@ -119,9 +120,9 @@ def main() -> None:
 
     print(f"ClickHouse service under load — source {args.source}, {len(MART_QUERIES)} dashboard queries per round")
     results = [
-        run_scenario("idle", None, args.seconds),
-        run_scenario("during dbt build --full-refresh", dbt_build, args.seconds),
-        run_scenario(f"writer at {args.rate:,} rows/s", ingest, args.seconds),
+        run_scenario(args.source, "idle", None, args.seconds),
+        run_scenario(args.source, "during dbt build --full-refresh", dbt_build, args.seconds),
+        run_scenario(args.source, f"writer at {args.rate:,} rows/s", ingest, args.seconds),
     ]
     admin.command(f"DROP TABLE IF EXISTS {INGEST_TABLE}")
     idle = results[0]["p95_ms"]

@@ -36,7 +36,7 @@ DASHBOARD_QUERIES = {
     "revenue trend 7d avg": "SELECT revenue_date, avg(revenue_usd) OVER (ORDER BY revenue_date ROWS 6 PRECEDING) "
     "FROM revenue_daily ORDER BY revenue_date",
     "segments by platform": "SELECT platform, sum(active_users), sum(revenue_usd) FROM segments_daily GROUP BY platform",
-    "ad-hoc on events": "SELECT country, uniqExact(user_id), sum(price_usd) FROM stg_pulse__events "
+    "ad-hoc on events": "SELECT country, uniqExact(user_id), sum(price_usd) FROM {build_db}.stg_pulse__events "
     "WHERE event_type = 'purchase' GROUP BY country",
 }
 
@@ -52,10 +52,10 @@ def bench(source: str, repeat: int, results: list[dict]) -> None:
     service = psutil.Process(svc.pid())
     with PeakRss(lambda: service.memory_info().rss / 2**20) as rss:
         t0 = time.perf_counter()
-        code = dbt_runner.run(s, ["build", "--full-refresh", "--quiet"], source=source)
+        result = dbt_runner.build(s, source, full_refresh=True, quiet=True)
         seconds = time.perf_counter() - t0
-    if code:
-        sys.exit(f"dbt build failed for {source} (exit {code})")
+    if not result.ok:
+        sys.exit(f"dbt build failed for {source}: {result.failures}")
     run_results = json.loads((dbt_runner.dbt_dir(s) / "target" / "run_results.json").read_text())
     models = {
         r["unique_id"].split(".")[-1]: r["execution_time"] for r in run_results["results"] if r["unique_id"].startswith("model.")
@@ -79,9 +79,10 @@ def bench(source: str, repeat: int, results: list[dict]) -> None:
     )
 
     cfg = s.clickhouse
-    client = ch_client(cfg)
+    client = ch_client(cfg, database=cfg.marts_database(source))
     print(f"  dashboard queries, {repeat} runs each (ms):   p50      p95")
     for name, sql in DASHBOARD_QUERIES.items():
+        sql = sql.replace("{build_db}", cfg.build_database(source))
         times = []
         for _ in range(repeat):
             t0 = time.perf_counter()
@@ -96,7 +97,7 @@ def bench(source: str, repeat: int, results: list[dict]) -> None:
         done, t0 = [0], time.perf_counter()
 
         def worker(done=done) -> None:
-            c = ch_client(cfg)
+            c = ch_client(cfg, database=cfg.marts_database(source))
             for _ in range(repeat):
                 c.query(DASHBOARD_QUERIES["DAU/WAU/MAU line"])
                 done[0] += 1

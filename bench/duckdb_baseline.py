@@ -79,7 +79,7 @@ def run(dataset: Path, threads: int = 2) -> dict:
     )
     con.execute("create table dau as select event_date, count(distinct uid) dau from events group by 1")
     con.execute(
-        "create table revenue as select event_date, count(*) orders, sum(price_usd) revenue from events "
+        "create table revenue as select event_date, count(*) purchases, sum(price_usd) revenue from events "
         "where etype = 'purchase' group by 1"
     )
     con.execute("create table users as select uid, min(ts), max(ts), count(*) from events group by 1")

@@ -9,9 +9,7 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from pulse.config import Settings, settings
-
-DEMO_SOURCE = "demo"
+from pulse.config import DEMO_SOURCE, Settings, settings
 
 
 def _dataset_dir(s: Settings, name: str = DEMO_SOURCE) -> Path:
@@ -150,9 +148,26 @@ def cmd_dq(args: argparse.Namespace) -> int:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    """dbt over the marts: build (models + tests), run, test, docs, freshness."""
+    """dbt over the marts: build (models + tests, then publish), run, test, docs, freshness."""
     from pulse.modeling import dbt_runner
 
+    s = settings()
+    if args.action == "build" and not args.select:
+        result = dbt_runner.build(s, args.source, full_refresh=args.full_refresh)
+        if result.ok:
+            print(f"published {len(result.published)} marts to ClickHouse database {result.marts_database}")
+            return 0
+        print(f"pulse model build: nothing published; {result.marts_database} keeps the previous marts.", file=sys.stderr)
+        for f in result.failures:
+            print(f"  {f.status}: {f.node}: {f.message}", file=sys.stderr)
+        tests = " ".join(f.node.split(".")[-1] for f in result.failures if f.node.startswith("test."))
+        print(
+            f"  see {dbt_runner.dbt_dir(s) / 'logs'}; look at the failing rows with "
+            f"`pulse model test --source {args.source} --select {tests or '<model>'}` (they are in "
+            f"{result.build_database}), fix the data or the model, and build again.",
+            file=sys.stderr,
+        )
+        return result.exit_code or 1
     dbt_args = {
         "build": ["build"],
         "run": ["run"],
@@ -164,12 +179,12 @@ def cmd_model(args: argparse.Namespace) -> int:
         dbt_args.append("--full-refresh")
     if args.select:
         dbt_args += ["--select", *args.select]
-    code = dbt_runner.run(settings(), dbt_args, source=args.source)
+    code = dbt_runner.run(s, dbt_args, source=args.source)
     if code:
-        print(
-            f"pulse model {args.action}: dbt failed (exit {code}); logs in {dbt_runner.dbt_dir(settings()) / 'logs'}",
-            file=sys.stderr,
-        )
+        print(f"pulse model {args.action}: dbt failed (exit {code}); logs in {dbt_runner.dbt_dir(s) / 'logs'}", file=sys.stderr)
+    elif args.action in ("build", "run"):
+        where = s.clickhouse.build_database(args.source)
+        print(f"built in {where} (a selection is not published; a full `pulse model build` publishes)")
     return code
 
 
@@ -204,23 +219,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_kpis(s: Settings) -> None:
-    """The dashboard's KPI block, straight from the marts: proof the whole chain delivered."""
+def _print_kpis(s: Settings, source: str = DEMO_SOURCE) -> None:
+    """The dashboard's KPI block, straight from the published marts: proof the whole chain delivered."""
     from pulse.common.clickhouse import client as ch_client
 
     ch = s.clickhouse
-    client = ch_client(ch)
-    day, dau, wau, mau, stickiness, revenue, arpu, change = client.query(
-        "SELECT metric_date, dau, wau, mau, stickiness, revenue_usd, arpu_usd, dau_change_wow FROM kpi_latest"
-    ).result_rows[0]
-    [(d1,)] = client.query("SELECT avg(d1_retention) FROM user_retention WHERE d1_retention IS NOT NULL").result_rows
+    database = ch.marts_database(source)
+    client = ch_client(ch, database=database)
     tables = [
         r[0] for r in client.query("SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name").result_rows
     ]
-    print(f"\nMarts in ClickHouse {ch.url} (database {ch.database}): {', '.join(tables)}")
+    print(f"\nMarts in ClickHouse {ch.url} (database {database}): {', '.join(tables)}")
+    rows = client.query(
+        "SELECT metric_date, dau, wau, mau, stickiness, revenue_usd, arpu_usd, dau_change_wow FROM kpi_latest"
+    ).result_rows
+    if not rows:
+        print("No complete day yet: every day is after the completeness watermark (late events may still land).")
+        return
+    day, dau, wau, mau, stickiness, revenue, arpu, change = rows[0]
+    [(d1,)] = client.query("SELECT avg(d1_retention) FROM user_retention WHERE d1_retention IS NOT NULL").result_rows
+
+    def pct(value, sign: str = "") -> str:  # NULL when the history is too short (no week-ago day, no D1 yet)
+        return "n/a" if value is None or value != value else f"{value:{sign}.1%}"
+
     print(
-        f"Latest day {day}: DAU {dau:,} · WAU {wau:,} · MAU {mau:,} · stickiness {stickiness:.1%} · "
-        f"revenue ${revenue:,.2f} · ARPU ${arpu:.2f} · DAU vs a week ago {change:+.1%} · avg D1 retention {d1:.1%}"
+        f"Last complete day {day}: DAU {dau:,} · WAU {wau:,} · MAU {mau:,} · stickiness {pct(stickiness)} · "
+        f"revenue ${revenue or 0:,.2f} · ARPU ${arpu or 0:.2f} · DAU vs a week ago {pct(change, '+')} · "
+        f"avg D1 retention {pct(d1)}"
     )
     print("`pulse status` lists the services and their logs; `pulse model docs` documents every model.")
 

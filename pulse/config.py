@@ -12,6 +12,7 @@ real MinIO/AWS S3, a managed Postgres or a Spark cluster.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_SOURCE = "demo"  # the source the demo loads, and what commands act on by default
 
 
 def _toml() -> dict:
@@ -143,6 +145,32 @@ class ClickHouseConfig:
     def url(self) -> str:
         return f"{'https' if self.secure else 'http'}://{self.host or '127.0.0.1'}:{self.port}"
 
+    def marts_database(self, source: str) -> str:
+        """Where the published marts of a stage-1 source live (what dashboards read)."""
+        return f"{self.database}_{source}"
+
+    def build_database(self, source: str) -> str:
+        """Where dbt builds and tests a source's models before they are published (write–audit–publish)."""
+        return f"{self.database}_{source}{BUILD_SUFFIX}"
+
+    @property
+    def reader_databases(self) -> str:
+        """Databases the read-only role may read (a regex): every source's published marts."""
+        return rf"{re.escape(self.database)}_[a-z][a-z0-9_]*(?<!{BUILD_SUFFIX})"
+
+
+BUILD_SUFFIX = "__build"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Data-reliability thresholds of stages 1–2."""
+
+    late_arrival_days: int  # events land up to this many ingest days after they happened
+    max_quarantine_share: float  # a load quarantining more than this share of its rows fails before the swap
+    max_rule_share: float  # … or more than this share under any single rule
+    max_shrink: float  # a refresh keeping less than (1 - this) of the previous load's events is refused unless forced
+
 
 @dataclass(frozen=True)
 class SparkConfig:
@@ -159,6 +187,7 @@ class Settings:
     postgres: PostgresConfig
     spark: SparkConfig
     clickhouse: ClickHouseConfig
+    pipeline: PipelineConfig
 
     @property
     def logs_dir(self) -> Path:
@@ -180,6 +209,7 @@ class Settings:
 def load_settings() -> Settings:
     table = _toml()
     s3, pg, spark, ch = _Source("s3", table), _Source("pg", table), _Source("spark", table), _Source("ch", table)
+    pipeline = _Source("pipeline", table)
     home = Path(os.environ.get("PULSE_HOME", table.get("home", REPO_ROOT / ".pulse"))).resolve()
     return Settings(
         home=home,
@@ -218,6 +248,12 @@ def load_settings() -> Settings:
             bi_password=ch.secret("bi_password", home),
             database=ch.get("database", "pulse"),  # type: ignore[arg-type]
             secure=(ch.get("secure", "false") or "false").lower() in ("1", "true", "yes"),
+        ),
+        pipeline=PipelineConfig(
+            late_arrival_days=pipeline.int("late_arrival_days", 3),
+            max_quarantine_share=float(pipeline.get("max_quarantine_share", "0.10")),  # type: ignore[arg-type]
+            max_rule_share=float(pipeline.get("max_rule_share", "0.05")),  # type: ignore[arg-type]
+            max_shrink=float(pipeline.get("max_shrink", "0.5")),  # type: ignore[arg-type]
         ),
     )
 

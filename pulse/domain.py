@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 SCHEMA_VERSION = 1
+
+# A source names S3 prefixes, Postgres partitions and ClickHouse databases: validated wherever it enters
+SOURCE_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def source_name(value: str) -> str:
+    """``value`` if it is a valid source name, else ValueError (argparse shows it as a usage error)."""
+    if not SOURCE_NAME_RE.fullmatch(value) or "__" in value:  # "__" separates suffixes such as __build
+        raise ValueError(f"source name {value!r}: use 1-40 of a-z, 0-9 and single underscores, starting with a letter")
+    return value
+
 
 # RAW CSV layout (schema_version 1): the public e-commerce event-log columns plus app context.
 PUBLIC_COLUMNS = [

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -157,8 +158,7 @@ class Handler(BaseHTTPRequestHandler):
             ),
             srv.engine.track(query_id, user.name, self.connection) as run,
         ):
-            default_db = sorted(role.databases)[0] if role.readonly and role.databases else "default"
-            conn.prepare(database or (None if in_session and conn.database else default_db) or default_db, settings)
+            conn.prepare(database or (conn.database if in_session and conn.database else role.default_database), settings)
             try:
                 for table in external:
                     conn.retire = not in_session
@@ -287,7 +287,7 @@ def watch(engine: Engine, stop: threading.Event, interval: float = 0.25) -> None
 class ServerConfig:
     """What ``pulse.services.clickhouse`` writes (0600) for the server: users, roles, Postgres collection."""
 
-    users: list[dict[str, Any]]  # {name, password, role: writer|reader, databases: [...]}
+    users: list[dict[str, Any]]  # {name, password, role: writer|reader, default_database, databases: regex (readers)}
     postgres: dict[str, Any] | None  # {collection, attach_as, host, port, database, user, password, schema}
     max_body_bytes: int = 1 << 30
     max_concurrent_queries: int = 16
@@ -306,6 +306,8 @@ def bootstrap(engine: Engine, cfg: ServerConfig) -> Policy:
         keys = ("host", "port", "database", "user", "password", "schema")
         pairs = ", ".join(f"{k} = {sqlmod.literal(str(pg[k]))}" for k in keys if pg.get(k) is not None)
         engine.admin(f"CREATE NAMED COLLECTION {sqlmod.ident(pg['collection'])} AS {pairs}")
+    for user in cfg.users:  # a user's default database exists from the start, as on a configured server
+        engine.admin(f"CREATE DATABASE IF NOT EXISTS {sqlmod.ident(user.get('default_database', 'default'))}")
     protected = {pg["attach_as"]} if pg else set()  # where dbt attaches Postgres: never for readers
     return Policy(table_functions, pg["collection"] if pg else None, protected)
 
@@ -314,7 +316,19 @@ def serve(data_dir: Path, host: str, port: int, cfg: ServerConfig) -> None:
     engine = Engine(data_dir, max_concurrent=cfg.max_concurrent_queries)
     policy = bootstrap(engine, cfg)
     users = Users(
-        [User(u["name"], u["password"], Role(u["role"], u["role"] == "reader", set(u.get("databases", [])))) for u in cfg.users]
+        [
+            User(
+                u["name"],
+                u["password"],
+                Role(
+                    u["role"],
+                    u["role"] == "reader",
+                    u.get("default_database", "default"),
+                    re.compile(u["databases"]) if u.get("databases") else None,
+                ),
+            )
+            for u in cfg.users
+        ]
     )
     server = Server((host, port), Handler)
     server.engine, server.users, server.policy, server.max_body = engine, users, policy, cfg.max_body_bytes

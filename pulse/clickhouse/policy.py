@@ -62,7 +62,13 @@ _TABLE_REF = re.compile(r"^\s*(TableIdentifier|Identifier|UseQuery|ShowTables|Ta
 class Role:
     name: str  # "writer" or "reader"
     readonly: bool
-    databases: set[str] = field(default_factory=set)  # reader: the databases it may read (plus allowed system tables)
+    default_database: str = "default"
+    databases: re.Pattern | None = None  # reader: the databases it may read (plus allowed system tables)
+
+    def may_read(self, database: str) -> bool:
+        if not self.readonly:
+            return True
+        return database.lower() == "information_schema" or bool(self.databases and self.databases.fullmatch(database))
 
 
 @dataclass
@@ -140,12 +146,10 @@ class Policy:
             return
         if db == "system" and table in READER_SYSTEM_TABLES:
             return
-        if db.lower() == "information_schema":
-            return
-        if db not in role.databases:
+        if db in self.protected_databases or not role.may_read(db):
             raise ClickHouseError(497, f"{role.name}: not enough privileges to read {ref}")
 
     def check_database(self, database: str, role: Role) -> None:
         """The current database a request asks for (URL ``database`` or ``USE``)."""
-        if role.readonly and database not in role.databases and database.lower() != "information_schema":
+        if role.readonly and (database in self.protected_databases or not role.may_read(database)):
             raise ClickHouseError(497, f"{role.name}: not enough privileges to use database {database}")

@@ -4,6 +4,9 @@ Sources stay in PostgreSQL: ClickHouse reads them through its PostgreSQL databas
 (created by the project's on-run-start hook), so dbt needs one adapter (dbt-clickhouse) and
 the lower layers are still versioned dbt models. The ClickHouse server must be able to reach
 PostgreSQL at the configured address. dbt's target/ and logs/ go under $PULSE_HOME/dbt.
+
+Every source is built in a database of its own (``<db>_<source>__build``): sources never mix, and
+``build`` publishes the marts to ``<db>_<source>`` only when every test passed (``publish``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pulse.config import REPO_ROOT, Settings
+from pulse.config import DEMO_SOURCE, REPO_ROOT, Settings
+from pulse.domain import source_name
+from pulse.modeling.publish import BuildResult, failures, mart_models, publish
 
 PROJECT_DIR = REPO_ROOT / "dbt"
 
@@ -24,8 +29,8 @@ def dbt_dir(settings: Settings) -> Path:
     return settings.home / "dbt"
 
 
-def write_profile(settings: Settings) -> Path:
-    """profiles.yml for this configuration; the password is read from the environment by dbt."""
+def write_profile(settings: Settings, source: str) -> Path:
+    """profiles.yml for this configuration and source; the password is read from the environment by dbt."""
     ch = settings.clickhouse
     out = dbt_dir(settings)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,7 +45,7 @@ def write_profile(settings: Settings) -> Path:
                     "port": ch.port,
                     "user": ch.user,
                     "password": "{{ env_var('DBT_ENV_SECRET_CH_PASSWORD') }}",
-                    "schema": ch.database,
+                    "schema": ch.build_database(source),
                     "secure": ch.secure,
                     "threads": 2,
                     "connect_timeout": 30,
@@ -61,12 +66,13 @@ def dbt_binary() -> str:
     return found
 
 
-def run(settings: Settings, args: list[str], source: str = "demo") -> int:
+def run(settings: Settings, args: list[str], source: str = DEMO_SOURCE) -> int:
     """``dbt <args>`` for this configuration; returns dbt's exit code (output streams through).
     dbt gets no Postgres credentials at all (the ClickHouse server holds them in a named collection),
     and the ClickHouse password in a ``DBT_ENV_SECRET_`` variable, which dbt scrubs from its logs."""
+    source_name(source)
     ch = settings.clickhouse
-    profile = write_profile(settings)
+    profile = write_profile(settings, source)
     env = dict(os.environ)
     env.update(
         {
@@ -87,3 +93,16 @@ def run(settings: Settings, args: list[str], source: str = "demo") -> int:
     if args and args[0] not in ("debug", "clean", "deps"):
         cmd += ["--vars", json.dumps({"pulse_source": source})]
     return subprocess.run(cmd, env=env, cwd=PROJECT_DIR).returncode
+
+
+def build(settings: Settings, source: str = DEMO_SOURCE, full_refresh: bool = False, quiet: bool = False) -> BuildResult:
+    """``dbt build`` (models and tests) in the source's build database, then publish the marts if
+    everything passed. A failed build publishes nothing: the previous marts keep serving."""
+    ch = settings.clickhouse
+    args = ["build", *(["--full-refresh"] if full_refresh else []), *(["--quiet"] if quiet else [])]
+    code = run(settings, args, source=source)
+    target = dbt_dir(settings) / "target"
+    result = BuildResult(source, ch.build_database(source), ch.marts_database(source), code, failures=failures(target))
+    if result.ok:
+        result.published = publish(settings, source, mart_models(target))
+    return result

@@ -14,7 +14,8 @@ import urllib.error
 import urllib.request
 
 from pulse.common.files import write_private
-from pulse.services.base import ManagedProcess, ServiceError, port_open
+from pulse.config import DEMO_SOURCE
+from pulse.services.base import ManagedProcess, port_open
 
 # The named collection holding Postgres credentials, and the database dbt attaches with it (dbt_project.yml vars)
 PG_COLLECTION = "pulse_pg"
@@ -45,8 +46,14 @@ class ClickHouse(ManagedProcess):
         ch, pg = self.settings.clickhouse, self.settings.postgres
         return {
             "users": [
-                {"name": ch.user, "password": ch.password, "role": "writer"},
-                {"name": ch.bi_user, "password": ch.bi_password, "role": "reader", "databases": [ch.database]},
+                {"name": ch.user, "password": ch.password, "role": "writer", "default_database": ch.database},
+                {
+                    "name": ch.bi_user,
+                    "password": ch.bi_password,
+                    "role": "reader",
+                    "default_database": ch.marts_database(DEMO_SOURCE),
+                    "databases": ch.reader_databases,
+                },
             ],
             "postgres": {
                 "collection": PG_COLLECTION,
@@ -96,9 +103,3 @@ class ClickHouse(ManagedProcess):
             return False, exc.read().decode(errors="replace").strip()[:120]
         except OSError as exc:
             return False, str(exc)[:120]
-
-    def after_start(self) -> None:
-        try:
-            self.query(f"CREATE DATABASE IF NOT EXISTS `{self.settings.clickhouse.database}`")
-        except urllib.error.HTTPError as exc:
-            raise ServiceError(f"clickhouse: cannot create database: {exc.read().decode(errors='replace')}") from exc

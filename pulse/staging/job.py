@@ -8,10 +8,9 @@ replaces the source's staging rows in one transaction. Re-running is therefore i
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
@@ -20,6 +19,7 @@ from pulse.common import pg
 from pulse.common.progress import say, step
 from pulse.common.spark import session
 from pulse.config import Settings
+from pulse.domain import source_name
 from pulse.lake.raw import list_committed
 from pulse.staging import load, transform
 from pulse.staging.migrate import migrate
@@ -27,9 +27,6 @@ from pulse.staging.rules import apply_duplicates, check_rows, find_duplicates
 from pulse.staging.s3_source import SOURCE_NAME, RawCsvDataSource
 
 TABLES = ["events", "quarantine", "users", "products", "daily_event_counts", "daily_active_users", "daily_revenue"]
-
-
-SOURCE_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 class LoadCheckError(RuntimeError):
@@ -56,13 +53,12 @@ def read_raw(spark, settings: Settings, source: str):
         # ~16 MB of gzip'd CSV (~100 MB of rows) per task, at least two tasks per core
         partitions=str(max(2 * spark.sparkContext.defaultParallelism, sum(f.bytes for f in files) // (16 << 20))),
     )
-    return reader.load(), len({f.ingest_date for f in files}), len(files)
+    return reader.load(), sorted({f.ingest_date for f in files}), len(files)
 
 
 def run(settings: Settings, source: str = "demo", spark=None) -> dict:
     """Run the job; returns the audit summary. Raises (and records a failed run) on any error."""
-    if not SOURCE_NAME_RE.fullmatch(source):
-        raise ValueError(f"source name {source!r}: use 1-40 of a-z, 0-9, _ (it names S3 prefixes and table partitions)")
+    source_name(source)
     cfg = settings.postgres
     migrate(cfg)
     with pg.connect(cfg, autocommit=True) as guard:
@@ -100,8 +96,11 @@ def _guarded_run(settings: Settings, source: str, spark) -> dict:
 
 def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
     cfg = settings.postgres
-    raw, n_dates, n_files = read_raw(spark, settings, source)
-    say(f"    reading {n_files} RAW objects from {n_dates} ingest dates via S3")
+    raw, ingest_dates, n_files = read_raw(spark, settings, source)
+    n_dates = len(ingest_dates)
+    max_ingest = date.fromisoformat(ingest_dates[-1])
+    complete_through = max_ingest - timedelta(days=settings.pipeline.late_arrival_days)
+    say(f"    reading {n_files} RAW objects from {n_dates} ingest dates via S3 (complete through {complete_through})")
     # the checked rows are scanned by every output; the dedup losers are small. Both are cached so
     # S3 is read and the rules evaluated once; ``classified`` is a cheap broadcast join over them.
     checked = check_rows(raw).persist(StorageLevel.MEMORY_AND_DISK)
@@ -155,9 +154,19 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
         )
         conn.execute(
             "update staging.load_runs set status = 'succeeded', finished_at = now(), ingest_dates = %s, "
-            "rows_in = %s, rows_out = %s, rows_quarantined = %s, spark_seconds = %s, load_seconds = %s "
-            "where run_id = %s",
-            (n_dates, rows_in, counts["events"], quarantined, spark_seconds, copy_seconds + index_seconds + s.seconds, run_id),
+            "rows_in = %s, rows_out = %s, rows_quarantined = %s, spark_seconds = %s, load_seconds = %s, "
+            "max_ingest_date = %s, complete_through = %s where run_id = %s",
+            (
+                n_dates,
+                rows_in,
+                counts["events"],
+                quarantined,
+                spark_seconds,
+                copy_seconds + index_seconds + s.seconds,
+                max_ingest,
+                complete_through,
+                run_id,
+            ),
         )
     for frame in (users, events, losers, checked):
         frame.unpersist()
@@ -166,6 +175,7 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
         "source": source,
         "rows_in": rows_in,
         "rows_out": counts["events"],
+        "complete_through": complete_through.isoformat(),
         "quarantined": dict(sorted(rules.items())),
         "tables": counts,
         "spark_seconds": round(spark_seconds, 2),

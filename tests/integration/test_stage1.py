@@ -52,9 +52,11 @@ def test_counts_match_ground_truth(loaded):
 
 def test_revenue_and_daily_aggregates_match_ground_truth(loaded):
     settings, truth, _, _ = loaded
-    [(revenue, orders)] = q(settings, "select sum(revenue_usd), sum(orders) from staging.daily_revenue where source = %s", SOURCE)
+    [(revenue, purchases)] = q(
+        settings, "select sum(revenue_usd), sum(purchases) from staging.daily_revenue where source = %s", SOURCE
+    )
     assert revenue == Decimal(truth["revenue_usd"])
-    assert orders == truth["purchases"]
+    assert purchases == truth["purchases"]
     dau = {
         d.isoformat(): n
         for d, n in q(settings, "select event_date, dau from staging.daily_active_users where source = %s", SOURCE)

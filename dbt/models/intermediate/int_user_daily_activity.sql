@@ -1,23 +1,46 @@
--- One user on one day they were active. Incremental: each run re-reads the trailing
--- `late_arrival_days` days, so events that arrive late replace their day's row (no duplicates).
+-- One user on one day they were active.
+-- Incremental by day, driven by what changed rather than by a fixed lookback: every day carries a
+-- fingerprint of its events (count and a hash sum over every column the marts use). A run rebuilds
+-- exactly the days whose fingerprint differs from the stored one (new, late, corrected or removed
+-- events, however late they arrive) with delete+insert on the day, and drops days that no longer
+-- have events at all.
 {{ config(
     materialized='incremental',
-    unique_key=['activity_date', 'user_id'],
+    incremental_strategy='delete+insert',
+    unique_key='activity_date',
     order_by=['activity_date', 'user_id'],
-    engine='MergeTree()'
+    engine='MergeTree()',
+    post_hook=[
+        "{% if is_incremental() %}delete from {{ this }} where activity_date not in (select distinct event_date from {{ ref('stg_pulse__events') }}){% endif %}"
+    ]
 ) }}
 
-select
-    event_date as activity_date,
-    user_id,
-    count() as events,
-    uniqExact(session_id) as sessions,
-    countIf(event_type = 'view') as views,
-    countIf(event_type = 'cart') as carts,
-    countIf(event_type = 'purchase') as purchases,
-    toDecimal64(sumIf(price_usd, event_type = 'purchase'), 2) as revenue_usd
-from {{ ref('stg_pulse__events') }}
+with day_fingerprints as (
+    select
+        event_date,
+        sum(cityHash64(event_id, event_time, event_type, user_id, session_id, price_usd)) + count() as day_fingerprint
+    from {{ ref('stg_pulse__events') }}
+    group by event_date
+)
 {% if is_incremental() %}
-where event_date >= (select max(activity_date) from {{ this }}) - {{ var('late_arrival_days') }}
+, changed_days as (
+    select event_date from day_fingerprints
+    where (event_date, day_fingerprint) not in (select distinct activity_date, day_fingerprint from {{ this }})
+)
+{% endif %}
+select
+    e.event_date as activity_date,
+    e.user_id as user_id,
+    count() as events,
+    uniqExact(e.session_id) as sessions,
+    countIf(e.event_type = 'view') as views,
+    countIf(e.event_type = 'cart') as carts,
+    countIf(e.event_type = 'purchase') as purchases,
+    toDecimal64(sumIf(e.price_usd, e.event_type = 'purchase'), 2) as revenue_usd,
+    any(f.day_fingerprint) as day_fingerprint
+from {{ ref('stg_pulse__events') }} as e
+inner join day_fingerprints as f on f.event_date = e.event_date
+{% if is_incremental() %}
+where e.event_date in (select event_date from changed_days)
 {% endif %}
 group by activity_date, user_id

@@ -1,5 +1,6 @@
 -- Grain: monthly cohort (month of first activity) x months since first activity.
 -- retained_pct = active users / cohort size; LTV per user = cumulative revenue / cohort size.
+-- `is_complete`: the calendar month of that cell is at or before the completeness watermark.
 {{ config(order_by=['cohort_month', 'months_since_first'], engine='MergeTree()') }}
 
 with monthly as (
@@ -24,6 +25,8 @@ select
     toDecimal64(m.revenue_usd, 2) as revenue_usd,
     toDecimal64(sum(m.revenue_usd) over (partition by m.cohort_month order by m.months_since_first
                                          rows between unbounded preceding and current row), 2) as cumulative_revenue_usd,
-    toFloat64(cumulative_revenue_usd) / s.cohort_size as ltv_per_user_usd
+    toFloat64(cumulative_revenue_usd) / s.cohort_size as ltv_per_user_usd,
+    toLastDayOfMonth(addMonths(m.cohort_month, m.months_since_first))
+        <= (select complete_through from {{ ref('int_source_watermark') }}) as is_complete
 from monthly as m
 inner join sizes as s on s.cohort_month = m.cohort_month

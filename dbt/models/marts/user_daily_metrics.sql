@@ -1,6 +1,7 @@
 -- Grain: one calendar day. DAU = distinct users active that day; WAU / MAU = distinct users active
 -- in the 7 / 30 days ending that day (rolling); stickiness = DAU / MAU. Days at the start of the
--- history have shorter windows: `is_full_window` says when all 30 days are inside the data.
+-- history have shorter windows: `is_full_window` says when all 30 days are inside the data;
+-- `is_complete` says the day is at or before the source's completeness watermark.
 {{ config(order_by=['metric_date'], engine='MergeTree()') }}
 
 with activity as (
@@ -21,7 +22,8 @@ select
     uniqExactIf(user_id, offset < 7) as wau,
     uniqExact(user_id) as mau,
     dau / mau as stickiness,
-    metric_date >= addDays((select first_date from bounds), 29) as is_full_window
+    metric_date >= addDays((select first_date from bounds), 29) as is_full_window,
+    metric_date <= (select complete_through from {{ ref('int_source_watermark') }}) as is_complete
 from spread
 where metric_date <= (select last_date from bounds)
 group by metric_date

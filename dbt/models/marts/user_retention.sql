@@ -8,7 +8,8 @@ with activity as (
     from {{ ref('int_user_daily_activity') }} as a
     inner join {{ ref('int_user_cohorts') }} as c on c.user_id = a.user_id
 ),
-last as (select max(activity_date) as last_date from {{ ref('int_user_daily_activity') }})
+-- day N is observable once it is complete (late events for it have had time to land)
+last as (select complete_through as last_date from {{ ref('int_source_watermark') }})
 select
     cohort_date,
     uniqExactIf(user_id, day_n = 0) as cohort_size,

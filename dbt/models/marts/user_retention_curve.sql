@@ -2,7 +2,8 @@
 -- old enough to have reached day N: retained users on day N / users in those cohorts.
 {{ config(order_by=['day_n'], engine='MergeTree()') }}
 
-with last as (select max(activity_date) as last_date from {{ ref('int_user_daily_activity') }}),
+with -- day N is observable once it is complete (late events for it have had time to land)
+last as (select complete_through as last_date from {{ ref('int_source_watermark') }}),
 days as (select toInt32(number) as day_n from numbers(31)),
 eligible as (
     select d.day_n as day_n, count() as eligible_users
@@ -16,6 +17,7 @@ retained as (
     from {{ ref('int_user_daily_activity') }} as a
     inner join {{ ref('int_user_cohorts') }} as c on c.user_id = a.user_id
     where dateDiff('day', c.cohort_date, a.activity_date) <= 30
+      and a.activity_date <= (select last_date from last)  -- the same cohorts as `eligible`
     group by day_n
 )
 select
