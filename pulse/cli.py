@@ -119,7 +119,12 @@ def cmd_upload(args: argparse.Namespace) -> int:
     from pulse.lake.raw import upload_dataset
 
     s = settings()
-    result = upload_dataset(s.s3, Path(args.dataset) if args.dataset else _dataset_dir(s, args.source), args.source)
+    result = upload_dataset(
+        s.s3,
+        Path(args.dataset) if args.dataset else _dataset_dir(s, args.source),
+        args.source,
+        correction=getattr(args, "correction", False),
+    )
     print(json.dumps(result))
     return 0
 
@@ -128,8 +133,26 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from pulse.staging import job
 
     s = settings()
-    job.run(s, args.source)
+    job.run(s, args.source, force=getattr(args, "force", False))
     return cmd_dq(args)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from pulse.staging import recovery
+
+    cfg = settings().postgres
+    sources = [args.source] if args.source else recovery.sources_with_running_runs(cfg)
+    for source in sources:
+        try:
+            with recovery.source_lock(cfg, source):
+                dead = recovery.recover_dead_runs(cfg, source)
+        except recovery.SourceBusy:
+            print(f"source={source}: a run is in progress (alive); nothing to recover")
+            continue
+        print(f"source={source}: " + (f"marked failed and cleaned up: {', '.join(dead)}" if dead else "no dead runs"))
+    if not sources:
+        print("no runs left 'running': nothing to recover")
+    return 0
 
 
 def cmd_dq(args: argparse.Namespace) -> int:
@@ -294,11 +317,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("upload", help="upload a local RAW dataset to S3 (idempotent, with manifests)")
     p.add_argument("--source", default=DEMO_SOURCE)
     p.add_argument("--dataset", help="local dataset dir (default $PULSE_HOME/datasets/<source>)")
+    p.add_argument(
+        "--correction",
+        action="store_true",
+        help="these ingest dates correct earlier data: their events replace earlier copies of the same event_id",
+    )
     p.set_defaults(fn=cmd_upload)
 
     p = sub.add_parser("clean", help="run the Spark cleaning job: RAW in S3 -> Postgres staging")
     p.add_argument("--source", default=DEMO_SOURCE)
+    p.add_argument("--force", action="store_true", help="accept a refresh that shrinks the source sharply")
     p.set_defaults(fn=cmd_clean)
+
+    p = sub.add_parser("recover", help="mark stage-1 runs whose process died as failed and drop their debris")
+    p.add_argument("--source", help="only this source (default: every source with a run left 'running')")
+    p.set_defaults(fn=cmd_recover)
 
     p = sub.add_parser("dq", help="data-quality summary of the last load of a source")
     p.add_argument("--source", default=DEMO_SOURCE)

@@ -39,6 +39,8 @@ class RawFile:
     key: str
     ingest_date: str
     bytes: int
+    sha256: str  # from the manifest: readers verify what they fetched
+    correction: bool = False  # the partition corrects earlier ones (its events win over earlier copies)
 
 
 def source_prefix(cfg: S3Config, source: str) -> str:
@@ -91,8 +93,10 @@ def read_manifest(s3: Any, cfg: S3Config, source: str, ingest_date: str) -> dict
     return json.loads(body)
 
 
-def upload_dataset(cfg: S3Config, local_root: Path, source: str, threads: int = 8) -> dict:
-    """Upload every ingest_date=… partition of ``local_root``; returns counts of what was done."""
+def upload_dataset(cfg: S3Config, local_root: Path, source: str, threads: int = 8, correction: bool = False) -> dict:
+    """Upload every ingest_date=… partition of ``local_root``; returns counts of what was done.
+    ``correction``: the partitions correct earlier ones: their events replace earlier copies of the
+    same event_id (the newest correction wins), instead of being quarantined as duplicates."""
     s3 = s3util.client(cfg)
     s3util.ensure_bucket(s3, cfg.raw_bucket)
     partitions = sorted(p for p in local_root.iterdir() if p.is_dir() and PARTITION_RE.search(p.name))
@@ -106,6 +110,8 @@ def upload_dataset(cfg: S3Config, local_root: Path, source: str, threads: int = 
         for part in partitions:
             ingest_date = PARTITION_RE.search(part.name).group(1)  # type: ignore[union-attr]
             manifest = build_manifest(source, ingest_date, list(part.glob("*.csv*")))
+            if correction:
+                manifest["correction"] = True
             existing = read_manifest(s3, cfg, source, ingest_date)
             if existing is not None:
                 if not _same_content(existing, manifest):
@@ -154,7 +160,10 @@ def list_committed(cfg: S3Config, source: str, ingest_dates: list[str] | None = 
         if manifest.get("schema_version") != SCHEMA_VERSION:
             raise RawLayerError(f"{key}: schema_version {manifest.get('schema_version')} is not {SCHEMA_VERSION}")
         prefix = f"{source_prefix(cfg, source)}/ingest_date={ingest_date}"
-        files += [RawFile(f"{prefix}/{f['file']}", ingest_date, f["bytes"]) for f in manifest["files"]]
+        files += [
+            RawFile(f"{prefix}/{f['file']}", ingest_date, f["bytes"], f["sha256"], bool(manifest.get("correction")))
+            for f in manifest["files"]
+        ]
     return files
 
 

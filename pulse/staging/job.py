@@ -18,19 +18,51 @@ from pyspark.sql import functions as F
 from pulse.common import pg
 from pulse.common.progress import say, step
 from pulse.common.spark import session
-from pulse.config import Settings
+from pulse.config import DEMO_SOURCE, PipelineConfig, Settings
 from pulse.domain import source_name
 from pulse.lake.raw import list_committed
-from pulse.staging import load, transform
+from pulse.staging import load, recovery, transform
 from pulse.staging.migrate import migrate
 from pulse.staging.rules import apply_duplicates, check_rows, find_duplicates
 from pulse.staging.s3_source import SOURCE_NAME, RawCsvDataSource
 
-TABLES = ["events", "quarantine", "users", "products", "daily_event_counts", "daily_active_users", "daily_revenue"]
-
 
 class LoadCheckError(RuntimeError):
     pass
+
+
+def check_quality(classified, rows_in: int, rules: dict[str, int], cfg: PipelineConfig) -> None:
+    """The data-quality gate, before anything is loaded: too much quarantined overall or by one rule
+    means the input (or a mapping) is wrong, and loading it would replace good data with little."""
+    if not rows_in:
+        return
+    total = sum(rules.values()) / rows_in
+    worst = max(rules.items(), key=lambda kv: kv[1], default=("", 0))
+    if total <= cfg.max_quarantine_share and worst[1] / rows_in <= cfg.max_rule_share:
+        return
+    sample = classified.filter(F.col("rule") == worst[0]).select("detail", "_file", "_row").first()
+    raise LoadCheckError(
+        f"data-quality gate: {total:.1%} of {rows_in:,} rows quarantined (limit {cfg.max_quarantine_share:.0%}); "
+        f"rule {worst[0]} took {worst[1] / rows_in:.1%} (limit {cfg.max_rule_share:.0%}), e.g. {sample['detail']} "
+        f"in {sample['_file']} line {sample['_row']}. Nothing was loaded. Fix the input (or raise "
+        "PULSE_PIPELINE_MAX_QUARANTINE_SHARE / _MAX_RULE_SHARE if this is expected)."
+    )
+
+
+def check_shrink(cfg, source: str, events: int, max_shrink: float, force: bool) -> None:
+    """Refuse a refresh that would drop most of a source (a lost manifest, a wrong prefix) unless forced."""
+    with pg.connect(cfg) as conn:
+        row = conn.execute(
+            "select rows_out from staging.load_runs where source = %s and status = 'succeeded' order by finished_at desc limit 1",
+            (source,),
+        ).fetchone()
+    if row is None or force or events >= (1 - max_shrink) * row[0]:
+        return
+    raise LoadCheckError(
+        f"this refresh would shrink source={source} from {row[0]:,} to {events:,} events "
+        f"(more than {max_shrink:.0%} fewer): a lost manifest or a wrong RAW prefix? Nothing was swapped in; "
+        "re-run with --force if the source really shrank."
+    )
 
 
 def new_run_id() -> str:
@@ -49,26 +81,33 @@ def read_raw(spark, settings: Settings, source: str):
         secret_key=s3.secret_key,
         region=s3.region,
         bucket=s3.raw_bucket,
-        files=json.dumps([{"key": f.key, "ingest_date": f.ingest_date, "bytes": f.bytes} for f in files]),
+        files=json.dumps(
+            [
+                {"key": f.key, "ingest_date": f.ingest_date, "bytes": f.bytes, "sha256": f.sha256, "correction": f.correction}
+                for f in files
+            ]
+        ),
         # ~16 MB of gzip'd CSV (~100 MB of rows) per task, at least two tasks per core
         partitions=str(max(2 * spark.sparkContext.defaultParallelism, sum(f.bytes for f in files) // (16 << 20))),
     )
     return reader.load(), sorted({f.ingest_date for f in files}), len(files)
 
 
-def run(settings: Settings, source: str = "demo", spark=None) -> dict:
+def run(settings: Settings, source: str = DEMO_SOURCE, spark=None, force: bool = False) -> dict:
     """Run the job; returns the audit summary. Raises (and records a failed run) on any error."""
     source_name(source)
     cfg = settings.postgres
     migrate(cfg)
-    with pg.connect(cfg, autocommit=True) as guard:
-        # one run per source at a time: a second one would race the first at the swap
-        if not guard.execute("select pg_try_advisory_lock(hashtext('pulse-clean:' || %s))", (source,)).fetchone()[0]:
-            raise LoadCheckError(f"another clean run for source={source} is in progress")
-        return _guarded_run(settings, source, spark)
+    try:
+        with recovery.source_lock(cfg, source):  # one run per source at a time: two would race at the swap
+            for run_id in recovery.recover_dead_runs(cfg, source):
+                say(f"    recovered dead run {run_id}: marked failed, its load tables dropped")
+            return _guarded_run(settings, source, spark, force)
+    except recovery.SourceBusy as exc:
+        raise LoadCheckError(str(exc)) from None
 
 
-def _guarded_run(settings: Settings, source: str, spark) -> dict:
+def _guarded_run(settings: Settings, source: str, spark, force: bool) -> dict:
     cfg = settings.postgres
     run_id = new_run_id()
     with pg.connect(cfg, autocommit=True) as conn:
@@ -78,7 +117,7 @@ def _guarded_run(settings: Settings, source: str, spark) -> dict:
     spark = spark or session(settings, f"pulse-clean-{source}")
     t0 = time.perf_counter()
     try:
-        summary = _run(spark, settings, source, run_id)
+        summary = _run(spark, settings, source, run_id, force)
         summary["seconds"] = round(time.perf_counter() - t0, 2)
         return summary
     except Exception as exc:
@@ -89,12 +128,12 @@ def _guarded_run(settings: Settings, source: str, spark) -> dict:
             )
         raise
     finally:
-        load.drop_load_tables(cfg, TABLES, run_id)
+        load.drop_load_tables(cfg, load.TABLES, run_id)
         if own_spark:
             spark.stop()
 
 
-def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
+def _run(spark, settings: Settings, source: str, run_id: str, force: bool) -> dict:
     cfg = settings.postgres
     raw, ingest_dates, n_files = read_raw(spark, settings, source)
     n_dates = len(ingest_dates)
@@ -122,13 +161,14 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
         rules = {r["rule"]: r["count"] for r in classified.filter(F.col("rule").isNotNull()).groupBy("rule").count().collect()}
         s.rows = rows_in
     spark_seconds = s.seconds
-    load.create_load_tables(cfg, TABLES, run_id)
+    check_quality(classified, rows_in, rules, settings.pipeline)
+    load.create_load_tables(cfg, load.TABLES, run_id)
     counts: dict[str, int] = {}
     with step("load: COPY into staging_load") as s:
         table_seconds: dict[str, float] = {}
         for name, frame in frames.items():
             t0 = time.perf_counter()
-            counts[name] = load.copy_dataframe(frame, cfg.conninfo(), "staging_load", load.load_table_name(name, run_id))
+            counts[name] = load.copy_dataframe(frame, cfg.conninfo(), "staging_load", load.load_table_name(name, run_id), run_id)
             table_seconds[name] = round(time.perf_counter() - t0, 2)
             s.update(counts[name], f"({name})")
     copy_seconds = s.seconds
@@ -138,11 +178,13 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
             f"row accounting broken: in={rows_in} out={counts['events']} "
             f"quarantine={counts['quarantine']} (rules say {quarantined})"
         )
+    check_shrink(cfg, source, counts["events"], settings.pipeline.max_shrink, force)
     with step("load: index the new partitions (aside)") as s:
-        load.index_load_tables(cfg, TABLES, run_id)
+        load.index_load_tables(cfg, load.TABLES, run_id)
+        load.constrain_load_tables(cfg, load.TABLES, run_id, source)
     index_seconds = s.seconds
     with step("load: swap into staging (one transaction)") as s, pg.connect(cfg) as conn, conn.transaction():
-        load.swap_in(conn, TABLES, run_id, source)
+        load.swap_in(conn, load.TABLES, run_id, source)
         cur = conn.cursor()
         cur.executemany(
             "insert into staging.load_run_rules (run_id, rule, rows) values (%s, %s, %s)",
@@ -155,7 +197,7 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
         conn.execute(
             "update staging.load_runs set status = 'succeeded', finished_at = now(), ingest_dates = %s, "
             "rows_in = %s, rows_out = %s, rows_quarantined = %s, spark_seconds = %s, load_seconds = %s, "
-            "max_ingest_date = %s, complete_through = %s where run_id = %s",
+            "max_ingest_date = %s, complete_through = %s, forced = %s where run_id = %s",
             (
                 n_dates,
                 rows_in,
@@ -165,6 +207,7 @@ def _run(spark, settings: Settings, source: str, run_id: str) -> dict:
                 copy_seconds + index_seconds + s.seconds,
                 max_ingest,
                 complete_through,
+                force,
                 run_id,
             ),
         )

@@ -12,20 +12,28 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
+import psycopg
 from psycopg import sql
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from pulse.common import pg
 from pulse.config import PostgresConfig
+
+TABLES = ["events", "quarantine", "users", "products", "daily_event_counts", "daily_active_users", "daily_revenue"]
+BOUND_CHECK = "pulse_partition_bound"
 
 
 def load_table_name(table: str, run_id: str) -> str:
     return f"{table}_{run_id.replace('-', '_')}"
 
 
-def copy_dataframe(df: DataFrame, conninfo: str, schema: str, table: str) -> int:
-    """COPY every partition of ``df`` into schema.table (columns by name); returns rows copied."""
+def copy_dataframe(df: DataFrame, conninfo: str, schema: str, table: str, run_id: str) -> int:
+    """COPY every partition of ``df`` into schema.table (columns by name); returns rows copied.
+
+    Safe under task retry and speculation: each Spark partition is COPYed in one transaction that
+    also records it in ``staging.load_run_tasks`` under a lock on (run, table, partition). An attempt
+    that fails rolls back whole; an attempt that finds its partition recorded loads nothing. The row
+    count is read from that ledger, so it counts each partition once."""
     columns = df.columns
     statement = sql.SQL("copy {}.{} ({}) from stdin (format csv)").format(
         sql.Identifier(schema), sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -37,20 +45,37 @@ def copy_dataframe(df: DataFrame, conninfo: str, schema: str, table: str) -> int
         import psycopg
         import pyarrow as pa
         import pyarrow.csv as pacsv
+        from pyspark import TaskContext
 
-        rows = 0
+        part = TaskContext.get().partitionId()
         options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")  # unquoted empty = NULL
-        with psycopg.connect(conninfo) as conn, conn.cursor() as cur, cur.copy(statement) as copy:
-            for batch in batches:
-                if batch.num_rows:
-                    buf = io.BytesIO()
-                    pacsv.write_csv(batch, buf, options)
-                    copy.write(buf.getvalue())
-                    rows += batch.num_rows
-        yield pa.RecordBatch.from_pydict({"rows": [rows]})
+        with psycopg.connect(conninfo) as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("select pg_advisory_xact_lock(hashtext(%s), %s)", (f"{run_id}/{table}", part))
+            cur.execute(
+                "select 1 from staging.load_run_tasks where run_id = %s and table_name = %s and partition_id = %s",
+                (run_id, table, part),
+            )
+            if cur.fetchone() is None:  # not loaded by an earlier attempt of this task
+                rows = 0
+                with cur.copy(statement) as copy:
+                    for batch in batches:
+                        if batch.num_rows:
+                            buf = io.BytesIO()
+                            pacsv.write_csv(batch, buf, options)
+                            copy.write(buf.getvalue())
+                            rows += batch.num_rows
+                cur.execute(
+                    "insert into staging.load_run_tasks (run_id, table_name, partition_id, rows) values (%s, %s, %s, %s)",
+                    (run_id, table, part, rows),
+                )
+        yield pa.RecordBatch.from_pydict({"partition": pa.array([part], pa.int32())})
 
-    total = df.mapInArrow(copy_partition, "rows long").agg(F.sum("rows")).collect()[0][0]
-    return int(total or 0)
+    df.mapInArrow(copy_partition, "partition int").collect()
+    with psycopg.connect(conninfo) as conn:
+        total = conn.execute(
+            "select coalesce(sum(rows), 0) from staging.load_run_tasks where run_id = %s and table_name = %s", (run_id, table)
+        ).fetchone()[0]
+    return int(total)
 
 
 def partition_name(table: str, source: str) -> str:
@@ -99,13 +124,31 @@ def index_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str) -> No
 
 
 def drop_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str) -> None:
+    """Remove a run's load tables and task ledger (after its swap, failure or death)."""
     with pg.connect(cfg) as conn:
         for t in tables:
             conn.execute(sql.SQL("drop table if exists staging_load.{}").format(sql.Identifier(load_table_name(t, run_id))))
+        conn.execute("delete from staging.load_run_tasks where run_id = %s", (run_id,))
 
 
-def swap_in(conn, tables: list[str], run_id: str, source: str) -> None:
-    """Inside the caller's transaction: make this run's tables the source's partitions of staging."""
+def constrain_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str, source: str) -> None:
+    """A CHECK matching the partition bound, added aside: ATTACH then trusts it instead of scanning
+    the whole table under its exclusive lock."""
+    with pg.connect(cfg, autocommit=True) as conn:
+        for t in tables:
+            conn.execute(
+                sql.SQL("alter table staging_load.{} add constraint {} check (source = {})").format(
+                    sql.Identifier(load_table_name(t, run_id)), sql.Identifier(BOUND_CHECK), sql.Literal(source)
+                )
+            )
+
+
+def swap_in(conn, tables: list[str], run_id: str, source: str, lock_timeout_s: float = 10) -> None:
+    """Inside the caller's transaction: make this run's tables the source's partitions of staging.
+    Waits at most ``lock_timeout_s`` for each lock (a long reader would otherwise stall every query
+    queued behind the swap's exclusive lock); on timeout the transaction fails and readers keep the
+    previous load."""
+    conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_s * 1000)}ms")))
     for t in tables:
         part = partition_name(t, source)
         exists = conn.execute("select to_regclass(%s) is not null", (f"staging.{part}",)).fetchone()[0]
@@ -121,4 +164,7 @@ def swap_in(conn, tables: list[str], run_id: str, source: str) -> None:
             sql.SQL("alter table staging.{} attach partition staging.{} for values in ({})").format(
                 sql.Identifier(t), sql.Identifier(part), sql.Literal(source)
             )
+        )
+        conn.execute(
+            sql.SQL("alter table staging.{} drop constraint {}").format(sql.Identifier(part), sql.Identifier(BOUND_CHECK))
         )

@@ -140,14 +140,21 @@ def _detail_of(rule_col: Column, rules: list[Rule]) -> Column:
 ARRIVAL_ORDER = ["_file", "_row"]  # file keys start with ingest_date=…: the first arrival is kept
 
 
+def event_id_order() -> list[Column]:
+    """Among copies of one event_id, a row from a correction partition wins (the newest correction
+    first); otherwise the first arrival wins."""
+    return [F.col("_correction").desc(), F.when(F.col("_correction"), F.col("_file")).desc_nulls_last(), *ARRIVAL_ORDER]
+
+
 def find_duplicates(checked: DataFrame) -> DataFrame:
     """(_file, _row, _dup_rule, _dup_detail) of the rows that lose a dedup, among rows that passed
-    the row rules: the first arrival of an event_id wins (later copies are ``duplicate_event_id``);
+    the row rules: the first arrival of an event_id wins (later copies are ``duplicate_event_id``),
+    unless a copy comes from a correction partition, which then wins (``pulse upload --correction``);
     then the first of the same user/session/type/product/instant wins (re-sent events with a new id
     are ``near_duplicate``). The windows run on a narrow projection, so wide rows are never shuffled."""
     natural = ["n_user_id", "n_user_session", "n_event_type", "n_product_id", "n_event_ts"]
-    ok = checked.filter(F.col("rule").isNull()).select(*ARRIVAL_ORDER, "n_event_id", *natural)
-    ranked = ok.withColumn("_rank", F.row_number().over(Window.partitionBy("n_event_id").orderBy(*ARRIVAL_ORDER)))
+    ok = checked.filter(F.col("rule").isNull()).select(*ARRIVAL_ORDER, "_correction", "n_event_id", *natural)
+    ranked = ok.withColumn("_rank", F.row_number().over(Window.partitionBy("n_event_id").orderBy(*event_id_order())))
     dup = ranked.filter(F.col("_rank") > 1).select(
         "_file",
         "_row",
@@ -190,7 +197,7 @@ def check_rows(raw: DataFrame) -> DataFrame:
     df = normalize(raw)
     rule, detail = first_failing(row_rules())
     df = df.withColumn("rule", rule).withColumn("detail", detail)
-    keep = [c for c in df.columns if c.startswith("n_")] + ["_file", "_row", "rule", "detail"]
+    keep = [c for c in df.columns if c.startswith("n_")] + ["_file", "_row", "_correction", "rule", "detail"]
     return df.select(*keep, raw_record().alias("raw_record"))
 
 

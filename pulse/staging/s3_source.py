@@ -9,6 +9,7 @@ Lines with the wrong number of fields are not dropped: they come out as rows who
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 
@@ -18,29 +19,29 @@ from pulse.domain import RAW_COLUMNS
 
 SOURCE_NAME = "pulse_raw_csv"
 META_COLUMNS = ["_ingest_date", "_file", "_malformed"]
-SCHEMA = ", ".join(f"{c} string" for c in RAW_COLUMNS + META_COLUMNS) + ", _row long"
+SCHEMA = ", ".join(f"{c} string" for c in RAW_COLUMNS + META_COLUMNS) + ", _row long, _correction boolean"
 
 
 class RawFilesPartition(InputPartition):
     """Several RAW objects read by one task: small daily files would otherwise cost a task each."""
 
-    def __init__(self, files: list[tuple[str, str]]) -> None:
+    def __init__(self, files: list[tuple[str, str, str, bool]]) -> None:
         super().__init__(files)
-        self.files = files  # (key, ingest_date)
+        self.files = files  # (key, ingest_date, sha256 from the manifest, is a correction)
 
 
-def pack(files: list[dict], n_partitions: int) -> list[list[tuple[str, str]]]:
+def pack(files: list[dict], n_partitions: int) -> list[list[tuple[str, str, str, bool]]]:
     """Spread files over at most n_partitions bins, largest first into the lightest bin."""
-    bins: list[list[tuple[str, str]]] = [[] for _ in range(max(1, min(n_partitions, len(files))))]
+    bins: list[list[tuple[str, str, str, bool]]] = [[] for _ in range(max(1, min(n_partitions, len(files))))]
     weight = [0] * len(bins)
     for f in sorted(files, key=lambda f: (-f["bytes"], f["key"])):
         i = weight.index(min(weight))
-        bins[i].append((f["key"], f["ingest_date"]))
+        bins[i].append((f["key"], f["ingest_date"], f["sha256"], bool(f.get("correction"))))
         weight[i] += f["bytes"]
     return [sorted(b) for b in bins if b]
 
 
-def parse_csv(body: bytes, key: str, ingest_date: str):
+def parse_csv(body: bytes, key: str, ingest_date: str, correction: bool = False):
     """Parse one RAW object into an Arrow table of RAW_COLUMNS + meta columns (all rows kept)."""
     import gzip
     import io
@@ -73,6 +74,7 @@ def parse_csv(body: bytes, key: str, ingest_date: str):
     table = table.append_column("_file", pa.array([key] * n, pa.string()))
     table = table.append_column("_malformed", pa.nulls(n, pa.string()))
     table = table.append_column("_row", pa.array(range(n), pa.int64()))
+    table = table.append_column("_correction", pa.array([correction] * n, pa.bool_()))
     if bad:
         m = len(bad)
         extra = {c: pa.nulls(m, pa.string()) for c in RAW_COLUMNS}
@@ -82,6 +84,7 @@ def parse_csv(body: bytes, key: str, ingest_date: str):
                 "_file": pa.array([key] * m),
                 "_malformed": pa.array(bad, pa.string()),
                 "_row": pa.array(range(n, n + m), pa.int64()),
+                "_correction": pa.array([correction] * m, pa.bool_()),
             }
         )
         table = pa.concat_tables([table, pa.table(extra, schema=table.schema)])
@@ -101,9 +104,14 @@ class RawCsvReader(DataSourceReader):
 
         o = self.options
         s3 = s3util.connect(o["endpoint"], o["access_key"], o["secret_key"], o["region"], retries=5)
-        for key, ingest_date in partition.files:
+        for key, ingest_date, sha256, correction in partition.files:
             body = s3.get_object(Bucket=o["bucket"], Key=key)["Body"].read()
-            yield from parse_csv(body, key, ingest_date).to_batches(max_chunksize=65_536)
+            if hashlib.sha256(body).hexdigest() != sha256:
+                raise ValueError(
+                    f"RAW object s3://{o['bucket']}/{key} does not match the sha256 in its manifest: it was changed "
+                    "after commit (RAW is immutable); restore it or load the data as a new ingest date"
+                )
+            yield from parse_csv(body, key, ingest_date, correction).to_batches(max_chunksize=65_536)
 
 
 class RawCsvDataSource(DataSource):

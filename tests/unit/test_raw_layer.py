@@ -41,8 +41,8 @@ def test_parse_file_without_pulse_only_columns():
 
 
 def test_pack_balances_bytes_and_keeps_every_file():
-    files = [{"key": f"f{i}", "ingest_date": "d", "bytes": b} for i, b in enumerate([100, 90, 10, 10, 5, 1])]
+    files = [{"key": f"f{i}", "ingest_date": "d", "bytes": b, "sha256": "x"} for i, b in enumerate([100, 90, 10, 10, 5, 1])]
     bins = pack(files, 2)
-    assert sorted(k for b in bins for k, _ in b) == sorted(f["key"] for f in files)
-    weights = [sum(next(f["bytes"] for f in files if f["key"] == k) for k, _ in b) for b in bins]
+    assert sorted(k for b in bins for k, *_ in b) == sorted(f["key"] for f in files)
+    weights = [sum(next(f["bytes"] for f in files if f["key"] == k) for k, *_ in b) for b in bins]
     assert max(weights) - min(weights) <= 10

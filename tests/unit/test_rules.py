@@ -31,9 +31,9 @@ VALID = {
 }
 
 
-def row(n: int = 0, malformed: str | None = None, **overrides: str | None) -> tuple:
+def row(n: int = 0, malformed: str | None = None, file: str = "part-0.csv.gz", correction: bool = False, **overrides) -> tuple:
     values = {**VALID, "event_id": f"e{n}", **overrides}
-    return (*[values[c] for c in RAW_COLUMNS], "2026-10-01", "part-0.csv.gz", malformed, n)
+    return (*[values[c] for c in RAW_COLUMNS], "2026-10-01", file, malformed, n, correction)
 
 
 def classify_rows(spark, rows: list[tuple]) -> list:
@@ -116,6 +116,18 @@ def test_exact_duplicate_keeps_first_arrival(spark):
     rows = [row(0), row(1, event_id="e0"), row(2, event_id="e0")]
     got = [r.rule for r in classify_rows(spark, rows)]
     assert got == [None, "duplicate_event_id", "duplicate_event_id"]
+
+
+def test_a_correction_wins_over_earlier_copies(spark):
+    rows = [
+        row(0, file="ingest_date=2026-10-01/part-0.csv.gz", price="10.00"),
+        row(1, file="ingest_date=2026-10-05/part-0.csv.gz", correction=True, price="12.00", event_id="e0"),
+        row(2, file="ingest_date=2026-10-09/part-0.csv.gz", correction=True, price="13.00", event_id="e0"),
+        row(3, file="ingest_date=2026-10-12/part-0.csv.gz", price="99.00", event_id="e0"),  # a late plain copy
+    ]
+    got = {(r["_row"], r.rule) for r in classify_rows(spark, rows)}
+    # the newest correction wins; the original, the older correction and the later plain copy are duplicates
+    assert got == {(0, "duplicate_event_id"), (1, "duplicate_event_id"), (2, None), (3, "duplicate_event_id")}
 
 
 def test_near_duplicate_has_new_id_same_event(spark):

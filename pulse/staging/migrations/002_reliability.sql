@@ -8,3 +8,13 @@ alter table staging.load_runs add column max_ingest_date date;
 alter table staging.load_runs add column complete_through date;
 -- A refresh that would shrink the source sharply is refused unless forced; record when it was.
 alter table staging.load_runs add column forced boolean not null default false;
+
+-- Which Spark task has loaded which part of a run's load table: a retried or speculative task finds
+-- its partition done and skips it, so a retry never fails on the primary key nor loads rows twice.
+create table staging.load_run_tasks (
+    run_id       text   not null,
+    table_name   text   not null,
+    partition_id int    not null,
+    rows         bigint not null,
+    primary key (run_id, table_name, partition_id)
+);
