@@ -3,27 +3,47 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 from pulse.config import DEMO_SOURCE, Settings, settings
+from pulse.domain import source_name
 
 
 def _dataset_dir(s: Settings, name: str = DEMO_SOURCE) -> Path:
     return s.datasets_dir / name
 
 
+def _source(value: str) -> str:
+    """argparse type: a source name is checked where it enters (it names S3 prefixes, partitions, databases)."""
+    try:
+        return source_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def demo_source(args: argparse.Namespace) -> str:
+    """``demo`` for the default demo; another dataset (size, seed, …) gets a source of its own, so
+    re-running the demo with other options never collides with committed (immutable) RAW data."""
+    params = (args.events, args.days, args.end_date.isoformat(), args.seed, args.dirty_rate)
+    if params == DEMO_PARAMS:
+        return DEMO_SOURCE
+    digest = hashlib.sha1(repr(params).encode()).hexdigest()[:6]
+    return f"{DEMO_SOURCE}_{args.events}" + ("" if params[1:] == DEMO_PARAMS[1:] else f"_{digest}")
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     from pulse.services import registry
 
     s = settings()
+    if args.action == "down":  # success = everything asked for has stopped; status would call that "DOWN"
+        return 1 if registry.down(s, args.names) else 0
     if args.action == "up":
         registry.up(s, args.names)
-    elif args.action == "down":
-        registry.down(s, args.names)
     return cmd_status(args)
 
 
@@ -92,7 +112,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from pulse.datagen.events import GenParams
 
     s = settings()
-    out = Path(args.out) if args.out else _dataset_dir(s)
+    out = Path(args.out) if args.out else _dataset_dir(s, demo_source(args))
     truth = generate_dataset(
         out,
         GenParams(n_events=args.events, days=args.days, end_date=args.end_date, seed=args.seed),
@@ -109,9 +129,10 @@ def cmd_ingest_file(args: argparse.Namespace) -> int:
     s = settings()
     out = _dataset_dir(s, args.source)
     result = ingest_file(Path(args.path), out, args.ingest_date, parse_mapping(args.map or []))
-    print(f"{result['rows']:,} lines in {result['parts']} part(s) at {result['dir']}")
+    print(f"{result['rows']:,} lines in {result['parts']} part(s) at {result['dir']} (ingest date {result['ingest_date']})")
     if not args.no_upload:
         upload_dataset(s.s3, out, args.source)
+    print(f"next: pulse clean --source {args.source} && pulse model build --source {args.source}")
     return 0
 
 
@@ -164,7 +185,7 @@ def cmd_dq(args: argparse.Namespace) -> int:
     if run is None:
         print(f"no load runs for source={args.source}; run `pulse clean --source {args.source}`")
         return 1
-    truth_file = _dataset_dir(s, args.source) / GROUND_TRUTH_FILE
+    truth_file = Path(getattr(args, "dataset", None) or _dataset_dir(s, args.source)) / GROUND_TRUTH_FILE
     truth = json.loads(truth_file.read_text()) if truth_file.exists() else None
     print(quality.render(run, truth))
     return 0 if run["status"] == "succeeded" else 1
@@ -224,12 +245,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pulse.services import registry
 
     s = settings()
-    print("[1/5] services")
+    args.source = demo_source(args)
+    args.dataset = args.out or str(_dataset_dir(s, args.source))
+    args.out = args.dataset
+    print(f"[1/5] services (demo source {args.source})")
     registry.up(s)
     print("[2/5] demo dataset")
     cmd_generate(args)
     print("[3/5] RAW layer in S3")
-    args.dataset, args.source = None, DEMO_SOURCE
     cmd_upload(args)
     print("[4/5] Spark cleaning job -> Postgres staging")
     if cmd_clean(args):
@@ -238,7 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.action, args.full_refresh, args.select = "build", False, None
     if cmd_model(args):
         return 1
-    _print_kpis(s)
+    _print_kpis(s, args.source)
     return 0
 
 
@@ -273,13 +296,17 @@ def _print_kpis(s: Settings, source: str = DEMO_SOURCE) -> None:
     print("`pulse status` lists the services and their logs; `pulse model docs` documents every model.")
 
 
+DEMO_PARAMS = (200_000, 90, "2026-10-31", 42, 0.02)  # events, days, end date, seed, dirty rate
+
+
 def _add_generate_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--events", type=int, default=200_000, help="approximate number of events (default 200000)")
-    p.add_argument("--days", type=int, default=90, help="days of history (default 90)")
-    p.add_argument("--end-date", type=date.fromisoformat, default=date(2026, 10, 31), help="last day (default 2026-10-31)")
-    p.add_argument("--seed", type=int, default=42, help="random seed: same seed, same bytes")
-    p.add_argument("--dirty-rate", type=float, default=0.02, help="injected defects per clean event (default 0.02)")
-    p.add_argument("--out", help="output directory (default $PULSE_HOME/datasets/demo)")
+    events, days, end, seed, dirty = DEMO_PARAMS
+    p.add_argument("--events", type=int, default=events, help=f"approximate number of events (default {events})")
+    p.add_argument("--days", type=int, default=days, help=f"days of history (default {days})")
+    p.add_argument("--end-date", type=date.fromisoformat, default=date.fromisoformat(end), help=f"last day (default {end})")
+    p.add_argument("--seed", type=int, default=seed, help=f"random seed: same seed, same bytes (default {seed})")
+    p.add_argument("--dirty-rate", type=float, default=dirty, help=f"injected defects per clean event (default {dirty})")
+    p.add_argument("--out", help="output directory (default $PULSE_HOME/datasets/<demo source>); never an existing non-Pulse one")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -308,14 +335,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest-file", help="bring your own event CSV (public e-commerce layout) into RAW")
     p.add_argument("path", help="CSV or CSV.gz with event_time,event_type,product_id,…,user_session")
-    p.add_argument("--source", default="upload", help="source name in the lake and staging (default 'upload')")
-    p.add_argument("--ingest-date", type=date.fromisoformat, default=datetime.now(UTC).date(), help="default today")
+    p.add_argument("--source", type=_source, required=True, help="source name in the lake, staging and marts (e.g. kaggle)")
+    p.add_argument(
+        "--ingest-date",
+        type=date.fromisoformat,
+        help="the ingest date of the whole file (default: its latest event date, so no event lies in the future)",
+    )
     p.add_argument("--map", action="append", metavar="PULSE_COL=FILE_COL", help="rename a column (repeatable)")
     p.add_argument("--no-upload", action="store_true", help="only write the local RAW layout")
     p.set_defaults(fn=cmd_ingest_file)
 
     p = sub.add_parser("upload", help="upload a local RAW dataset to S3 (idempotent, with manifests)")
-    p.add_argument("--source", default=DEMO_SOURCE)
+    p.add_argument("--source", type=_source, default=DEMO_SOURCE)
     p.add_argument("--dataset", help="local dataset dir (default $PULSE_HOME/datasets/<source>)")
     p.add_argument(
         "--correction",
@@ -325,16 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_upload)
 
     p = sub.add_parser("clean", help="run the Spark cleaning job: RAW in S3 -> Postgres staging")
-    p.add_argument("--source", default=DEMO_SOURCE)
+    p.add_argument("--source", type=_source, default=DEMO_SOURCE)
     p.add_argument("--force", action="store_true", help="accept a refresh that shrinks the source sharply")
     p.set_defaults(fn=cmd_clean)
 
     p = sub.add_parser("recover", help="mark stage-1 runs whose process died as failed and drop their debris")
-    p.add_argument("--source", help="only this source (default: every source with a run left 'running')")
+    p.add_argument("--source", type=_source, help="only this source (default: every source with a run left 'running')")
     p.set_defaults(fn=cmd_recover)
 
     p = sub.add_parser("dq", help="data-quality summary of the last load of a source")
-    p.add_argument("--source", default=DEMO_SOURCE)
+    p.add_argument("--source", type=_source, default=DEMO_SOURCE)
     p.set_defaults(fn=cmd_dq)
 
     p = sub.add_parser("model", help="dbt: build the ClickHouse marts from Postgres staging, test, document")
@@ -343,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["build", "run", "test", "docs", "freshness"],
         help="build = run models and their tests in order; docs = dbt docs generate",
     )
-    p.add_argument("--source", default=DEMO_SOURCE, help="which stage-1 source the marts describe")
+    p.add_argument("--source", type=_source, default=DEMO_SOURCE, help="which stage-1 source the marts describe")
     p.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
     p.add_argument("--select", nargs="+", help="dbt node selection, e.g. marts.user_retention+")
     p.set_defaults(fn=cmd_model)

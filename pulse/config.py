@@ -61,7 +61,7 @@ def generated_secret(home: Path, name: str) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o711, parents=True, exist_ok=True)
     path.parent.mkdir(mode=0o700, exist_ok=True)
     value = secrets.token_urlsafe(24)
     # O_EXCL: two processes starting at once agree on the first one's value
@@ -169,6 +169,7 @@ class PipelineConfig:
     late_arrival_days: int  # events land up to this many ingest days after they happened
     max_quarantine_share: float  # a load quarantining more than this share of its rows fails before the swap
     max_rule_share: float  # … or more than this share under any single rule
+    gate_min_rows: int  # … counting only rules/totals above this many rows (tiny files are no signal)
     max_shrink: float  # a refresh keeping less than (1 - this) of the previous load's events is refused unless forced
 
 
@@ -253,6 +254,7 @@ def load_settings() -> Settings:
             late_arrival_days=pipeline.int("late_arrival_days", 3),
             max_quarantine_share=float(pipeline.get("max_quarantine_share", "0.10")),  # type: ignore[arg-type]
             max_rule_share=float(pipeline.get("max_rule_share", "0.05")),  # type: ignore[arg-type]
+            gate_min_rows=pipeline.int("gate_min_rows", 20),
             max_shrink=float(pipeline.get("max_shrink", "0.5")),  # type: ignore[arg-type]
         ),
     )

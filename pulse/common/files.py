@@ -12,3 +12,11 @@ def write_private(path: Path, text: str) -> None:
     os.fchmod(fd, 0o600)  # an existing file keeps its old mode under O_CREAT
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+
+
+def private_dir(path: Path, mode: int = 0o700) -> Path:
+    """Create ``path`` (and parents) and give it ``mode``: state directories are never world-readable
+    (0711 where another OS user, PostgreSQL's, must only pass through)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    return path

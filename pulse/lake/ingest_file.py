@@ -11,8 +11,9 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import shutil
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pulse.common.progress import step
@@ -39,20 +40,47 @@ def _open(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
 
+_DATE_RE = re.compile(rb'^\s*"?(\d{4}-\d{2}-\d{2})')
+_EPOCH_MS_RE = re.compile(rb'^\s*"?(\d{12,13})"?\s*$')
+
+
+def event_date(field: bytes) -> date | None:
+    """The calendar date of an event_time field in any accepted form, or None (the job judges it)."""
+    if m := _DATE_RE.match(field):
+        try:
+            return date.fromisoformat(m.group(1).decode())
+        except ValueError:
+            return None
+    if m := _EPOCH_MS_RE.match(field):
+        return datetime.fromtimestamp(int(m.group(1)) / 1000, UTC).date()
+    return None
+
+
 def ingest_file(
-    path: Path, out_root: Path, ingest_date: date, mapping: dict[str, str] | None = None, lines_per_part: int = 1_000_000
+    path: Path,
+    out_root: Path,
+    ingest_date: date | None = None,
+    mapping: dict[str, str] | None = None,
+    lines_per_part: int = 1_000_000,
+    max_future_share: float = 0.05,
 ) -> dict:
-    """Write ``path`` as out_root/ingest_date=…/part-NNNNN.csv.gz; returns rows and parts written."""
+    """Write ``path`` as out_root/ingest_date=…/part-NNNNN.csv.gz; returns rows, parts, ingest date.
+
+    Without ``ingest_date`` the file's latest event date is used, so a multi-day export does not
+    look like events from the future. With one, a file whose events mostly lie after it (+1 day, the
+    job's clock-skew allowance) is refused: they would all end in quarantine as future_timestamp."""
     mapping = mapping or {}
-    part_dir = partition_dir(out_root, ingest_date)
-    shutil.rmtree(part_dir, ignore_errors=True)
-    part_dir.mkdir(parents=True)
-    with _open(path) as src, step(f"ingest {path.name} as ingest_date={ingest_date}") as s:
+    staging_dir = out_root / f".ingest-{path.name}.tmp"
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    staging_dir.mkdir(parents=True)
+    dates: dict[date, int] = {}
+    with _open(path) as src, step(f"ingest {path.name}") as s:
         header_line = src.readline().decode("utf-8-sig").rstrip("\r\n")
         header = [mapping.get(h.strip(), h.strip()) for h in next(csv.reader([header_line]))]
         missing = [c for c in PUBLIC_COLUMNS if c not in header and c != "user_session"]
         if missing:
             raise IngestError(f"{path.name}: no column for {missing}; map them with --map PULSE_COLUMN=FILE_COLUMN")
+        time_col = header.index("event_time")
         out_header = io.StringIO()
         csv.writer(out_header, lineterminator="\n").writerow(header)
         parts = rows = 0
@@ -60,9 +88,29 @@ def ingest_file(
             lines = [line for _, line in zip(range(lines_per_part), src, strict=False)]
             if not lines:
                 break
+            for line in lines:
+                fields = next(csv.reader([line.decode("utf-8", "replace")]), [])
+                day = event_date(fields[time_col].encode()) if len(fields) > time_col else None
+                if day:
+                    dates[day] = dates.get(day, 0) + 1
             body = out_header.getvalue().encode() + b"".join(lines)
-            (part_dir / f"part-{parts:05d}.csv.gz").write_bytes(gzip.compress(body, compresslevel=3, mtime=0))
+            (staging_dir / f"part-{parts:05d}.csv.gz").write_bytes(gzip.compress(body, compresslevel=3, mtime=0))
             parts += 1
             rows += len(lines)
             s.update(len(lines))
-    return {"rows": rows, "parts": parts, "dir": str(part_dir)}
+    latest = max(dates, default=None)
+    if ingest_date is None:
+        ingest_date = latest or datetime.now(UTC).date()
+    future = sum(n for d, n in dates.items() if d > ingest_date + timedelta(days=1))
+    if rows and future / rows > max_future_share:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        raise IngestError(
+            f"{path.name}: {future:,} of {rows:,} lines are dated after --ingest-date {ingest_date} + 1 day (latest "
+            f"{latest}); they would all be quarantined as future_timestamp. Omit --ingest-date (the latest event date is "
+            f"used) or pass --ingest-date {latest}."
+        )
+    part_dir = partition_dir(out_root, ingest_date)
+    shutil.rmtree(part_dir, ignore_errors=True)  # Pulse's own partition of this source: a re-ingest replaces it
+    part_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging_dir.rename(part_dir)
+    return {"rows": rows, "parts": parts, "dir": str(part_dir), "ingest_date": ingest_date.isoformat()}

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from pulse.common.files import private_dir
 from pulse.config import Settings
 
 
@@ -141,8 +142,11 @@ class ManagedProcess(Service):
     def start(self) -> None:
         if not self.managed:
             return
-        for d in (self.data_dir, self.settings.logs_dir, self.settings.run_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.home, 0o711)  # PostgreSQL's OS user passes through to its data dir
+        private_dir(self.settings.data_dir, 0o711)
+        private_dir(self.settings.run_dir, 0o711)
+        private_dir(self.settings.logs_dir, 0o700)
+        self.data_dir.mkdir(exist_ok=True)  # each service sets its own data dir's owner and mode
         if self.pid() is None:
             if port_open("127.0.0.1", self.port):
                 raise ServiceError(

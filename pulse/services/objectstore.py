@@ -8,7 +8,9 @@ to it through the S3 API, so a real MinIO or AWS S3 works by setting PULSE_S3_EN
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,9 +18,30 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pulse.common import s3 as s3util
+from pulse.common.files import write_private
 from pulse.services.base import ManagedProcess, ServiceError, port_open
 
 PROBE_KEY = "_pulse/healthcheck"
+NODE_CN = "pulse-seaweedfs"
+GRPC_COMPONENTS = ("volume", "master", "filer", "s3", "msg_broker", "msg_agent", "admin", "worker", "client")
+
+
+def _make_certificates(sec: Path) -> None:
+    """A private CA and one node certificate (server and client) for SeaweedFS' gRPC mTLS."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=sec, check=True, capture_output=True)
+
+    old = os.umask(0o077)
+    try:
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", f"/CN={NODE_CN}-ca",
+                "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={NODE_CN}", "-keyout", "node.key", "-out", "node.csr")
+        (sec / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "3650",
+                "-extfile", "ext.cnf", "-out", "node.crt")  # fmt: skip
+    finally:
+        os.umask(old)
 
 
 def weed_binary() -> str:
@@ -70,6 +93,26 @@ class ObjectStore(ManagedProcess):
             "-master.telemetry=false",
             "-master.volumeSizeLimitMB=512",
         ]
+
+    def prepare(self) -> None:
+        """SeaweedFS' own ports (master, volume, filer HTTP and every gRPC port) would serve the bucket
+        without the S3 keys. ``security.toml`` (read from the working directory, our data dir) closes
+        them: HTTP reads and writes need JWTs signed with keys made here, and gRPC needs a client
+        certificate of a CA made here (mTLS). Only the S3 port, with its keys, is open to clients."""
+        sec = self.data_dir / "security"
+        sec.mkdir(mode=0o700, exist_ok=True)
+        if not (sec / "node.crt").exists():
+            _make_certificates(sec)
+        keys = {name: secrets.token_hex(24) for name in ("signing", "signing.read", "filer_signing", "filer_signing.read")}
+        lines = [f'[jwt.{name}]\nkey = "{key}"\nexpires_after_seconds = 10\n' for name, key in keys.items()]
+        lines += ["[access]\nui = false\n", "[filer.expose_directory_metadata]\nenabled = false\n"]
+        lines += [f'[grpc]\nca = "{sec / "ca.crt"}"\n']
+        for component in GRPC_COMPONENTS:
+            lines.append(
+                f'[grpc.{component}]\ncert = "{sec / "node.crt"}"\nkey = "{sec / "node.key"}"\n'
+                f'allowed_commonNames = "{NODE_CN}"\n'
+            )
+        write_private(self.data_dir / "security.toml", "\n".join(lines))
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pulse.config import Settings
-from pulse.services.base import Service, ServiceStatus
+from pulse.services.base import ManagedProcess, Service, ServiceStatus
 from pulse.services.clickhouse import ClickHouse
 from pulse.services.objectstore import ObjectStore
 from pulse.services.postgres import Postgres
@@ -34,11 +34,19 @@ def up(settings: Settings, names: list[str] | None = None, echo=print) -> None:
         echo(f"  {svc.name}: up at {svc.endpoint}")
 
 
-def down(settings: Settings, names: list[str] | None = None, echo=print) -> None:
+def down(settings: Settings, names: list[str] | None = None, echo=print) -> list[str]:
+    """Stop the local services that run as processes; returns the names of those still running."""
+    still_up = []
     for svc in reversed(pick(settings, names)):
-        if svc.managed:
+        if svc.managed and isinstance(svc, ManagedProcess):
             svc.stop()
-            echo(f"  {svc.name}: stopped")
+            up = svc.pid() is not None
+            echo(f"  {svc.name}: {'STILL RUNNING' if up else 'stopped'}")
+            if up:
+                still_up.append(svc.name)
+        elif svc.managed:
+            echo(f"  {svc.name}: nothing to stop (runs inside each job's process)")
+    return still_up
 
 
 def statuses(settings: Settings) -> list[ServiceStatus]:

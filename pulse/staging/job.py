@@ -34,11 +34,12 @@ class LoadCheckError(RuntimeError):
 def check_quality(classified, rows_in: int, rules: dict[str, int], cfg: PipelineConfig) -> None:
     """The data-quality gate, before anything is loaded: too much quarantined overall or by one rule
     means the input (or a mapping) is wrong, and loading it would replace good data with little."""
-    if not rows_in:
-        return
-    total = sum(rules.values()) / rows_in
+    quarantined = sum(rules.values())
     worst = max(rules.items(), key=lambda kv: kv[1], default=("", 0))
-    if total <= cfg.max_quarantine_share and worst[1] / rows_in <= cfg.max_rule_share:
+    total = quarantined / rows_in if rows_in else 0.0
+    over_total = total > cfg.max_quarantine_share and quarantined > cfg.gate_min_rows
+    over_rule = worst[1] > cfg.max_rule_share * rows_in and worst[1] > cfg.gate_min_rows
+    if not (over_total or over_rule):  # a handful of bad rows in a tiny file is no signal
         return
     sample = classified.filter(F.col("rule") == worst[0]).select("detail", "_file", "_row").first()
     raise LoadCheckError(
@@ -170,7 +171,8 @@ def _run(spark, settings: Settings, source: str, run_id: str, force: bool) -> di
             t0 = time.perf_counter()
             counts[name] = load.copy_dataframe(frame, cfg.conninfo(), "staging_load", load.load_table_name(name, run_id), run_id)
             table_seconds[name] = round(time.perf_counter() - t0, 2)
-            s.update(counts[name], f"({name})")
+            s.rows += counts[name]
+            say(f"    {name}: {counts[name]:,} rows in {table_seconds[name]:.1f}s")
     copy_seconds = s.seconds
     quarantined = sum(rules.values())
     if counts["events"] + counts["quarantine"] != rows_in or counts["quarantine"] != quarantined:

@@ -56,10 +56,16 @@ def client(ch):
     return clickhouse_connect.get_client(host=host, port=port, username=user, password=password, database=database)
 
 
+BI_DATABASE_SUFFIX = "_srvtest"  # a marts-like database (<db>_<source>) the reader may read
+
+
 @pytest.fixture
-def bi_client(ch, ch_bi):
+def bi_client(ch, ch_bi, client):
     host, port, *_, database = ch
-    return clickhouse_connect.get_client(host=host, port=port, username=ch_bi[0], password=ch_bi[1], database=database)
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}{BI_DATABASE_SUFFIX}")
+    return clickhouse_connect.get_client(
+        host=host, port=port, username=ch_bi[0], password=ch_bi[1], database=database + BI_DATABASE_SUFFIX
+    )
 
 
 @pytest.fixture
@@ -115,10 +121,13 @@ def test_host_and_network_reaching_statements_are_refused(ch, sql, tmp_path):
     assert not probe.exists()
 
 
-def test_read_only_bi_user(ch, ch_bi, bi_client, client, table):
+def test_read_only_bi_user(ch, ch_bi, bi_client, client):
+    marts = ch[4] + BI_DATABASE_SUFFIX
+    table = f"{marts}.srv_bi_{uuid.uuid4().hex[:6]}"
+    client.command(f"CREATE TABLE {table} (id UInt32, name String) ENGINE = MergeTree ORDER BY id")
     client.insert(table, [[1, "a"]], column_names=["id", "name"])
     assert bi_client.query(f"SELECT count() FROM {table}").result_rows == [(1,)]
-    bi = {"auth": ch_bi}
+    bi = {"auth": ch_bi, "params": {"database": marts}}
     for sql, want in [
         (f"INSERT INTO {table} VALUES (2, 'b')", 164),
         (f"DROP TABLE {table}", 164),
@@ -128,10 +137,13 @@ def test_read_only_bi_user(ch, ch_bi, bi_client, client, table):
         ("USE pulse_pg", 497),
         ("SELECT * FROM merge('pulse_pg', '.*')", 497),
         ("SELECT * FROM system.processes", 497),  # other users' queries
+        (f"SELECT * FROM {ch[4]}.anything", 497),  # the writer's scratch database is not a marts database
+        (f"SELECT * FROM {ch[4]}_demo__build.stg_pulse__events", 497),  # nor is a build (unpublished) database
     ]:
         _, headers, body = request(ch, sql, **bi)
         assert code(headers) == want, (sql, body)
     assert request(ch, f"SELECT count() FROM {table}", **bi)[2] == b"1\n"
+    client.command(f"DROP TABLE {table}")
 
 
 @LOCAL_ONLY

@@ -367,3 +367,33 @@ def test_daily_operation_keeps_marts_equal_to_a_full_recomputation(stack, spark,
         buys = events[events.event_type == "purchase"]
         [(revenue,)] = ch.query("SELECT sum(revenue_usd) FROM revenue_daily").result_rows
         assert Decimal(str(revenue)) == sum(buys.price_usd, Decimal(0))
+
+
+def test_secrets_stay_out_of_artefacts_and_logs(marts):
+    """Every credential appears only in the files meant to hold it (0600), never in logs, dbt's
+    target/ or logs/ (docs included), RAW data or anything else under PULSE_HOME."""
+    stack, _, _ = marts
+    assert dbt_runner.run(stack, ["docs", "generate"], source=SOURCE) == 0
+    secrets_ = {
+        stack.postgres.password,
+        stack.postgres.admin_password,
+        stack.s3.secret_key,
+        stack.clickhouse.password,
+        stack.clickhouse.bi_password,
+    }
+    home = stack.home
+    meant = {  # the secret stores, and the ClickHouse engine's named collection made from run/clickhouse.json
+        home / "run" / "clickhouse.json",
+        *(home / "secrets").iterdir(),
+        *(home / "data" / "clickhouse").rglob("named_collections/*"),
+    }
+    found = []
+    for path in [*home.rglob("*"), *dbt_runner.PROJECT_DIR.rglob("*")]:
+        if path.is_file() and not path.is_symlink():
+            body = path.read_bytes()
+            if any(s.encode() in body for s in secrets_):
+                found.append(path)
+    assert set(found) <= meant, sorted(set(found) - meant)
+    for path in meant:
+        assert path.stat().st_mode & 0o077 == 0, path  # readable by the owner only
+    assert (home / "secrets").stat().st_mode & 0o077 == 0 and (home / "logs").stat().st_mode & 0o077 == 0

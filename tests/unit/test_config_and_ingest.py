@@ -63,3 +63,65 @@ def test_ingest_refuses_a_file_without_required_columns(tmp_path):
         ingest_file(src, tmp_path / "raw", date(2026, 11, 1))
     with pytest.raises(IngestError):
         parse_mapping(["not_a_column=x"])
+
+
+def test_ingest_date_defaults_to_the_latest_event_and_refuses_a_past_one(tmp_path):
+    src = tmp_path / "export.csv"
+    rows = [f"2019-10-{d:02d} 10:00:00 UTC,view,1,2,,b,1.5,7,s" for d in range(1, 11)]
+    src.write_text(
+        "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n" + "\n".join(rows) + "\n"
+    )
+    out = ingest_file(src, tmp_path / "raw")
+    assert out["ingest_date"] == "2019-10-10" and (tmp_path / "raw/ingest_date=2019-10-10").is_dir()
+    with pytest.raises(IngestError, match=r"8 of 10 lines are dated after --ingest-date 2019-10-01 \+ 1 day.*2019-10-10"):
+        ingest_file(src, tmp_path / "other", date(2019, 10, 1))
+    assert not (tmp_path / "other/ingest_date=2019-10-01").exists()
+
+
+def test_generate_never_deletes_a_directory_it_did_not_make(tmp_path):
+    from pulse.datagen import DatasetDirError, generate_dataset
+    from pulse.datagen.events import GenParams
+
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "holiday.jpg").write_bytes(b"\xff\xd8")
+    params = GenParams(n_events=500, days=5, end_date=date(2026, 10, 31), seed=1)
+    with pytest.raises(DatasetDirError):
+        generate_dataset(precious, params)
+    assert (precious / "holiday.jpg").exists()
+    ours = tmp_path / "ds"
+    generate_dataset(ours, params)
+    generate_dataset(ours, params)  # its own output it may replace
+
+
+def test_source_names_are_checked_at_the_command_line(capsys):
+    from pulse.cli import main
+
+    for bad in ["../../etc", "x'; DROP TABLE t; --", "Demo", "a__b"]:
+        with pytest.raises(SystemExit) as err:
+            main(["model", "build", "--source", bad])
+        assert err.value.code == 2
+        assert "source name" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["ingest-file", "x.csv", "--source", "../up"])
+
+
+def test_demo_sizes_get_their_own_source():
+    from pulse.cli import build_parser, demo_source
+
+    parse = build_parser().parse_args
+    assert demo_source(parse(["demo"])) == "demo"
+    assert demo_source(parse(["demo", "--events", "1000000"])) == "demo_1000000"
+    other = demo_source(parse(["demo", "--events", "1000000", "--seed", "7"]))
+    assert other.startswith("demo_1000000_") and other != "demo_1000000"
+
+
+def test_services_down_reports_truthfully(monkeypatch, tmp_path):
+    from pulse.config import load_settings
+    from pulse.services import registry
+
+    monkeypatch.setenv("PULSE_HOME", str(tmp_path))
+    lines: list[str] = []
+    assert registry.down(load_settings(), echo=lines.append) == []  # nothing left running: success
+    assert "  spark: nothing to stop (runs inside each job's process)" in lines
+    assert not any(line.startswith("  spark: stopped") for line in lines)
