@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from pulse.domain import EVENT_TYPE_SYNONYMS, EVENT_TYPES, FX_TO_USD, RAW_COLUMNS
+from pulse.domain import EVENT_TYPE_SYNONYMS, EVENT_TYPES, FX_TO_USD, RAW_COLUMNS, RULES
 
 
 def _sql_list(values) -> str:
@@ -42,25 +42,25 @@ def run(dataset: Path, threads: int = 2) -> dict:
             case lower(trim(event_type)) {syn} else lower(trim(event_type)) end as etype,
             try_cast(case when regexp_full_match(trim(user_id), '-?[0-9]+') then trim(user_id) end as bigint) as uid,
             try_cast(case when regexp_full_match(trim(product_id), '-?[0-9]+') then trim(product_id) end as bigint) as pid,
+            try_cast(case when regexp_full_match(trim(category_id), '-?[0-9]+') then trim(category_id) end as bigint) as cid,
             try_cast(case when regexp_full_match(trim(price), '-?[0-9]+(\\.[0-9]+)?') then trim(price) end
                      as decimal(14,2)) as p,
             coalesce(upper(nullif(trim(currency), '')), 'USD') as cur,
             case coalesce(upper(nullif(trim(currency), '')), 'USD') {fx} end as rate
         from raw""")
-    con.execute(f"""
-        create view classified as select *,
-            case
-              when t_raw is null or nullif(trim(event_type), '') is null or nullif(trim(user_id), '') is null
-                then 'missing_required_field'
-              when uid is null or (nullif(trim(product_id), '') is not null and pid is null)
-                   or (nullif(trim(price), '') is not null and p is null) then 'wrong_type'
-              when ts is null then 'invalid_timestamp'
-              when ts >= (_ingest_date::date + 2)::timestamptz then 'future_timestamp'
-              when etype not in ({_sql_list(EVENT_TYPES)}) then 'unknown_event_type'
-              when rate is null then 'unknown_currency'
-              when p <= 0 or (etype = 'purchase' and p is null) then 'invalid_price'
-            end as rule
-        from norm""")
+    row_rules = {  # the row rules of pulse.staging.rules, in SQL; their order comes from domain.RULES
+        "missing_required_field": "t_raw is null or nullif(trim(event_type), '') is null or nullif(trim(user_id), '') is null",
+        "wrong_type": "uid is null or (nullif(trim(product_id), '') is not null and pid is null) "
+        "or (nullif(trim(category_id), '') is not null and cid is null) "
+        "or (nullif(trim(price), '') is not null and p is null)",
+        "invalid_timestamp": "ts is null",
+        "future_timestamp": "ts >= (_ingest_date::date + 2)::timestamptz",
+        "unknown_event_type": f"etype not in ({_sql_list(EVENT_TYPES)})",
+        "unknown_currency": "rate is null",
+        "invalid_price": "p <= 0 or (etype = 'purchase' and p is null)",
+    }
+    cases = "\n".join(f"when {row_rules[name]} then '{name}'" for name in RULES if name in row_rules)
+    con.execute(f"create view classified as select *, case {cases} end as rule from norm")
     con.execute("""
         create view dedup as select *,
             case when rule is null and row_number() over (partition by rule is null, event_id

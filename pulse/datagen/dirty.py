@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
-from pulse.domain import FX_TO_USD, RAW_COLUMNS
+from pulse.domain import FX_TO_USD, RAW_COLUMNS, RULES
 
 # share of the dirty budget per defect -> the rule that must catch it
 DEFECTS: dict[str, tuple[float, str]] = {
@@ -29,6 +29,7 @@ DEFECTS: dict[str, tuple[float, str]] = {
     "unknown_currency": (0.05, "unknown_currency"),
     "malformed_line": (0.10, "malformed_line"),
 }
+assert {rule for _, rule in DEFECTS.values()} == set(RULES), "every rule has a defect that breaks it, and only those"
 CENT = Decimal("0.01")
 
 

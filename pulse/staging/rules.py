@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from pulse.domain import EVENT_TYPE_SYNONYMS, EVENT_TYPES, FX_TO_USD, RAW_COLUMNS
+from pulse.domain import EVENT_TYPE_SYNONYMS, EVENT_TYPES, FX_TO_USD, RAW_COLUMNS, RULES
 
 INT_RE = r"^-?[0-9]{1,19}$"  # try_cast then rejects what overflows bigint
 NUM_RE = r"^-?[0-9]+(\.[0-9]+)?$"
@@ -101,7 +101,7 @@ def row_rules() -> list[Rule]:
         *[F.when(bad_int(n, f"n_{n}"), F.concat(F.lit(f"{n}="), c(n))) for n in ("user_id", "product_id", "category_id")],
         F.when(present("price") & c("n_price").isNull(), F.concat(F.lit("price="), c("price"))),
     )
-    return [
+    defined = [
         Rule("malformed_line", c("_malformed").isNotNull(), F.lit("wrong number of fields")),
         Rule("missing_required_field", F.coalesce(*missing).isNotNull(), F.concat(F.lit("empty "), F.coalesce(*missing))),
         Rule("wrong_type", F.coalesce(*wrong).isNotNull() | (present("price") & c("n_price").isNull()), wrong_detail),
@@ -119,6 +119,9 @@ def row_rules() -> list[Rule]:
             F.concat(F.lit("price="), F.coalesce(c("price"), F.lit("NULL"))),
         ),
     ]
+    by_name = {r.name: r for r in defined}
+    # precedence is domain.RULES' order, the one list the generator and the DuckDB baseline use too
+    return [by_name[name] for name in RULES if name in by_name]
 
 
 def first_failing(rules: list[Rule]) -> tuple[Column, Column]:

@@ -51,15 +51,17 @@ def parse_csv(body: bytes, key: str, ingest_date: str, correction: bool = False)
 
     if key.endswith(".gz"):
         body = gzip.decompress(body)
-    bad: list[str] = []
+    bad: list[tuple[int | None, str]] = []
 
     def on_invalid(row) -> str:
-        bad.append(row.text)
+        bad.append((row.number, row.text))
         return "skip"
 
     table = pacsv.read_csv(
         io.BytesIO(body),
-        read_options=pacsv.ReadOptions(block_size=16 << 20),
+        # one thread: the task is the unit of parallelism, and only then does pyarrow report the
+        # line number of a malformed row, which the quarantine keeps
+        read_options=pacsv.ReadOptions(block_size=16 << 20, use_threads=False),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in RAW_COLUMNS},
@@ -69,21 +71,25 @@ def parse_csv(body: bytes, key: str, ingest_date: str, correction: bool = False)
             quoted_strings_can_be_null=False,
         ),
     )
-    n = table.num_rows
+    n, m = table.num_rows, len(bad)
+    # `_row` is the line in the file (header = line 1): the malformed lines' numbers come from the
+    # parser, every other line keeps its place in order
+    bad_lines = {number for number, _ in bad if number is not None}
+    lines = (ln for ln in range(2, n + m + 2) if ln not in bad_lines)
     table = table.append_column("_ingest_date", pa.array([ingest_date] * n, pa.string()))
     table = table.append_column("_file", pa.array([key] * n, pa.string()))
     table = table.append_column("_malformed", pa.nulls(n, pa.string()))
-    table = table.append_column("_row", pa.array(range(n), pa.int64()))
+    table = table.append_column("_row", pa.array([next(lines) for _ in range(n)], pa.int64()))
     table = table.append_column("_correction", pa.array([correction] * n, pa.bool_()))
     if bad:
-        m = len(bad)
+        spare = iter(sorted(set(range(2, n + m + 2)) - set(table.column("_row").to_pylist()) - bad_lines))
         extra = {c: pa.nulls(m, pa.string()) for c in RAW_COLUMNS}
         extra.update(
             {
                 "_ingest_date": pa.array([ingest_date] * m, pa.string()),
                 "_file": pa.array([key] * m),
-                "_malformed": pa.array(bad, pa.string()),
-                "_row": pa.array(range(n, n + m), pa.int64()),
+                "_malformed": pa.array([text for _, text in bad], pa.string()),
+                "_row": pa.array([number if number is not None else next(spare) for number, _ in bad], pa.int64()),
                 "_correction": pa.array([correction] * m, pa.bool_()),
             }
         )
