@@ -177,10 +177,10 @@ class Handler(BaseHTTPRequestHandler):
                     for table in external:
                         conn.query(f"DROP TEMPORARY TABLE IF EXISTS {sqlmod.ident(table.name)}", "TabSeparated", {})
             if stmt.changes_session:
-                if in_session:
-                    conn.database = None if stmt.kind == "USE" else conn.database
-                else:
-                    conn.retire = True
+                if not in_session:
+                    conn.retire = True  # session-less: the state lasts this one query, as in ClickHouse
+                elif stmt.kind == "USE" and len(stmt.tokens) > 1:
+                    conn.database = stmt.tokens[1].name  # the session's current database from now on
         return self._outcome(stmt, result, fmt, t0)
 
     def _kill(self, user: User, stmt: sqlmod.Statement) -> Outcome:

@@ -32,7 +32,7 @@ def request(ch, sql: str | bytes = b"", *, method: str = "POST", params: dict | 
     host, port, user, password, _ = ch
     user, password = auth or (user, password)
     hdrs = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(), **(headers or {})}
-    params = {"database": ch[4], **(params or {})}
+    params = {k: v for k, v in {"database": ch[4], **(params or {})}.items() if v is not None}  # None: leave it out
     query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items())
     conn = http.client.HTTPConnection(host, port, timeout=60)
     payload = body if body is not None else (sql.encode() if isinstance(sql, str) else sql)
@@ -251,6 +251,9 @@ def test_sessions_are_isolated(ch):
     for _ in range(5):
         assert request(ch, "SET count_distinct_implementation = 'uniq'")[0] == 200  # no session: this query only
         assert request(ch, setting)[2] == b"uniqExact\n"
+    assert request(ch, "USE system", params={"session_id": s1})[0] == 200  # a session keeps its USE …
+    assert request(ch, "SELECT currentDatabase()", params={"session_id": s1, "database": None})[2] == b"system\n"
+    assert request(ch, "SELECT currentDatabase()", params={"session_id": s2, "database": None})[2] != b"system\n"
     assert request(ch, "CREATE TEMPORARY TABLE srv_tmp (x UInt8)", params={"session_id": s1})[0] == 200
     assert request(ch, "SELECT count() FROM srv_tmp", params={"session_id": s1})[2] == b"0\n"
     status, headers, _ = request(ch, "SELECT count() FROM srv_tmp", params={"session_id": s2})

@@ -369,6 +369,18 @@ def test_daily_operation_keeps_marts_equal_to_a_full_recomputation(stack, spark,
         assert Decimal(str(revenue)) == sum(buys.price_usd, Decimal(0))
 
 
+def test_freshness_counts_only_successful_loads_of_the_source(marts):
+    stack, _, _ = marts
+    assert dbt_runner.run(stack, ["source", "freshness"], source=SOURCE) == 0
+    other = "marts_stale"
+    with pg.connect(stack.postgres) as conn:  # this source has only a failed load, however recent
+        conn.execute(
+            "insert into staging.load_runs (run_id, source, status, finished_at) values (%s, %s, 'failed', now())",
+            (job.new_run_id(), other),
+        )
+    assert dbt_runner.run(stack, ["source", "freshness"], source=other) != 0
+
+
 def test_secrets_stay_out_of_artefacts_and_logs(marts):
     """Every credential appears only in the files meant to hold it (0600), never in logs, dbt's
     target/ or logs/ (docs included), RAW data or anything else under PULSE_HOME."""

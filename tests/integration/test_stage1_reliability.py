@@ -204,3 +204,24 @@ def test_the_swap_attaches_without_leftover_checks(stack):
         load.BOUND_CHECK,
     )
     assert checks == []
+
+
+def test_seaweedfs_ports_behind_the_s3_keys_are_closed(stack, tmp_path):
+    """Only the S3 port (with its keys) serves data: the filer and volume HTTP APIs want JWTs."""
+    import urllib.error
+    import urllib.request
+
+    out, _ = dataset(tmp_path, "rel_ports", seed=26, events=500)
+    raw.upload_dataset(stack.s3, out, "rel_ports")
+    [f] = raw.list_committed(stack.s3, "rel_ports")[:1]
+    base = stack.s3.base_port
+    for url in (
+        f"http://127.0.0.1:{base + 4}/buckets/{stack.s3.raw_bucket}/{f.key}",  # filer: the object itself
+        f"http://127.0.0.1:{base + 4}/buckets/{stack.s3.raw_bucket}/",  # filer: the listing
+        f"http://127.0.0.1:{base + 2}/1,01",  # volume server
+    ):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url, timeout=5)
+        assert err.value.code == 401, url
+    s3 = s3util.client(stack.s3)
+    assert s3.get_object(Bucket=stack.s3.raw_bucket, Key=f.key)["Body"].read()  # S3 with the keys still works
