@@ -17,6 +17,7 @@ independent (own current database, settings, temporary tables) and run queries i
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -65,6 +66,8 @@ class Connection:
         return self._run(sql, fmt, params)
 
     def insert(self, head: str, fmt: str, data: bytes) -> Any:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", fmt):  # the engine splices it into the statement
+            raise ClickHouseError(73, f"Unknown format {fmt!r}")
         try:
             inserter = self.raw.send_insert(head, fmt)
         except Exception as exc:

@@ -142,6 +142,13 @@ class Handler(BaseHTTPRequestHandler):
         query_params_ = {k[len("param_") :]: v for k, v in params.items() if k.startswith("param_")}
         explain = lambda q: srv.engine.admin(f"EXPLAIN AST {q}", params=query_params_).decode()  # noqa: E731
         srv.policy.check(stmt, role, explain, read_only_request)
+        # external data becomes temporary tables: their DDL is built from the client's structure, so it
+        # goes through the same parser and policy as the client's own statement
+        creates = [
+            sqlmod.parse(f"CREATE TEMPORARY TABLE {sqlmod.ident(t.name)} ({t.structure}) ENGINE = Memory") for t in external
+        ]
+        for create in creates:
+            srv.policy.check(create, role, explain, read_only_request=False)
         if stmt.kind == "KILL":
             return self._kill(user, stmt)
         settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
@@ -160,9 +167,9 @@ class Handler(BaseHTTPRequestHandler):
         ):
             conn.prepare(database or (conn.database if in_session and conn.database else role.default_database), settings)
             try:
-                for table in external:
+                for table, create in zip(external, creates, strict=True):
                     conn.retire = not in_session
-                    conn.query(f"CREATE TEMPORARY TABLE {sqlmod.ident(table.name)} ({table.structure})", "TabSeparated", {})
+                    conn.query(create.sql, "TabSeparated", {})
                     conn.insert(f"INSERT INTO {sqlmod.ident(table.name)}", table.format, table.data)
                 if insert is not None:
                     result = conn.insert(insert.head, insert.format, insert.data)

@@ -294,6 +294,33 @@ def test_external_data_and_multipart_query(ch):
     assert status == 200 and out == b"42\t3\n", out
 
 
+@pytest.mark.parametrize(
+    ("name", "structure", "fmt"),
+    [
+        ("ext", "x UInt32); SELECT * FROM file('/etc/passwd', 'LineAsString') --", "TabSeparated"),
+        ("ext", "x UInt32) ENGINE = File(TSV, '/tmp/pulse-ext-probe') --", "TabSeparated"),
+        ("ext", "x UInt32", "TSV; SELECT 1"),
+    ],
+)
+def test_external_data_cannot_smuggle_statements(ch, name, structure, fmt):
+    boundary = "pulse-boundary"
+    parts = [
+        ("query", None, f"SELECT count() FROM {name}".encode()),
+        (f"{name}_structure", None, structure.encode()),
+        (f"{name}_format", None, fmt.encode()),
+        (name, "ext.tsv", b"1\n"),
+    ]
+
+    def part(pname: str, filename: str | None, data: bytes) -> bytes:
+        disposition = f'form-data; name="{pname}"' + (f'; filename="{filename}"' if filename else "")
+        return f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+
+    body = b"".join(part(*p) for p in parts) + f"--{boundary}--\r\n".encode()
+    status, headers, out = request(ch, body=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status >= 400 and code(headers) in (62, 73, 497), out
+    assert not Path("/tmp/pulse-ext-probe").exists()
+
+
 def test_query_parameters_including_dollar_names(ch):
     status, _, body = request(ch, "SELECT {$a:UInt8} + {b:UInt8}", params={"param_$a": "40", "param_b": "2"})
     assert status == 200 and body == b"42\n", body
