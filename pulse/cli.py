@@ -232,6 +232,39 @@ def cmd_model(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_ml(args: argparse.Namespace) -> int:
+    """Stage 5: forecasts, segments, the report."""
+    from pulse import pipeline
+
+    s = settings()
+    fc = seg = None
+    if args.action in ("forecast", "report"):
+        print(f"[ml] forecasting DAU and revenue for source {args.source}")
+        fc = pipeline.forecast(s, args.source)
+        print(fc.table())
+        for metric, frame in fc.forecasts.items():
+            first, last = frame.iloc[0], frame.iloc[-1]
+            print(
+                f"  {metric}: next {len(frame)} days with {fc.best[metric]}: {first.target_date:%Y-%m-%d} "
+                f"{first.yhat:,.0f} [{first.yhat_lower:,.0f}–{first.yhat_upper:,.0f}] … {last.target_date:%Y-%m-%d} "
+                f"{last.yhat:,.0f} [{last.yhat_lower:,.0f}–{last.yhat_upper:,.0f}]"
+            )
+        print(f"  run {fc.run_id} in {fc.seconds:.1f}s; pictures in {fc.output}; models in {fc.artefacts}")
+    if args.action in ("segment", "report"):
+        print(f"[ml] segmenting users of source {args.source}")
+        seg = pipeline.segment(s, args.source)
+        total = sum(seg.sizes.values())
+        sizes = ", ".join(f"{name} {n:,} ({n / total:.0%})" for name, n in sorted(seg.sizes.items(), key=lambda kv: -kv[1]))
+        print(f"  k = {seg.k} (silhouette {seg.silhouettes[seg.k]:.2f}); segments as of {seg.as_of}: {sizes}")
+        print(f"  run {seg.run_id} in {seg.seconds:.1f}s; pictures in {seg.output}")
+    if args.action == "report":
+        from pulse.ml import report
+
+        path = report.write(fc.output, fc, seg)
+        print(f"report: {path}")
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from pulse.staging.migrate import migrate
 
@@ -248,21 +281,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.source = demo_source(args)
     args.dataset = args.out or str(_dataset_dir(s, args.source))
     args.out = args.dataset
-    print(f"[1/5] services (demo source {args.source})")
+    print(f"[1/6] services (demo source {args.source})")
     registry.up(s)
-    print("[2/5] demo dataset")
+    print("[2/6] demo dataset")
     cmd_generate(args)
-    print("[3/5] RAW layer in S3")
+    print("[3/6] RAW layer in S3")
     cmd_upload(args)
-    print("[4/5] Spark cleaning job -> Postgres staging")
+    print("[4/6] Spark cleaning job -> Postgres staging")
     if cmd_clean(args):
         return 1
-    print("[5/5] dbt: staging -> intermediate -> marts in ClickHouse (models and tests)")
+    print("[5/6] dbt: staging -> intermediate -> marts in ClickHouse (models and tests)")
     args.action, args.full_refresh, args.select = "build", False, None
     if cmd_model(args):
         return 1
     _print_kpis(s, args.source)
-    return 0
+    print("\n[6/6] ML: DAU and revenue forecasts (backtest), user segments, report")
+    args.action = "report"
+    return cmd_ml(args)
 
 
 def _print_kpis(s: Settings, source: str = DEMO_SOURCE) -> None:
@@ -296,7 +331,7 @@ def _print_kpis(s: Settings, source: str = DEMO_SOURCE) -> None:
     print("`pulse status` lists the services and their logs; `pulse model docs` documents every model.")
 
 
-DEMO_PARAMS = (200_000, 90, "2026-10-31", 42, 0.02)  # events, days, end date, seed, dirty rate
+DEMO_PARAMS = (200_000, 180, "2026-10-31", 42, 0.02)  # events, days (enough for an ML backtest), end date, seed, dirty rate
 
 
 def _add_generate_options(p: argparse.ArgumentParser) -> None:
@@ -378,6 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
     p.add_argument("--select", nargs="+", help="dbt node selection, e.g. marts.user_retention+")
     p.set_defaults(fn=cmd_model)
+
+    p = sub.add_parser("ml", help="stage 5: forecast DAU/revenue, segment users, write the ML report")
+    p.add_argument(
+        "action",
+        choices=["forecast", "segment", "report"],
+        help="forecast = backtest + 14-day forecast; segment = k-means segments; report = both + an HTML report",
+    )
+    p.add_argument("--source", type=_source, default=DEMO_SOURCE, help="which source's marts to learn from")
+    p.set_defaults(fn=cmd_ml)
 
     sub.add_parser("migrate", help="apply pending staging SQL migrations").set_defaults(fn=cmd_migrate)
     return parser

@@ -1,9 +1,14 @@
 """Clean synthetic e-commerce / mobile-app events, vectorised with numpy and deterministic by seed.
 
-Users sign up over the window (growing acquisition), are active on a day with a probability
-that decays with age (churn) and follows a weekly rhythm; each active day has sessions, each
-session a run of product views, some views lead to a cart, some carts to a purchase.
-Prices follow a heavy-tailed (log-normal) catalogue. Output is a dict of numpy columns.
+Users sign up over the window and the ``warmup_days`` before it (so the window starts with an
+existing user base, in steady state, instead of ramping up from zero), with acquisition growing
+over time (trend). A user is active on a day with a probability that decays with age and ends at a
+channel-dependent lifetime (churn), follows a weekly rhythm (weekends up on mobile, down on web),
+and rises on promo days (the 1st of each month and Black Friday: more users active, more buying);
+each active day has sessions, each session a run of product views, some views lead to a cart,
+some carts to a purchase. 3 % of users are whales (cart and buy far more often). Prices follow a
+heavy-tailed (log-normal) catalogue. Output is a dict of numpy columns per chunk of users, plus
+who each user is (``users``) for the ground truth of the segmentation.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class GenParams:
     end_date: date = date(2026, 10, 31)
     seed: int = 42
     users_per_chunk: int = 20_000
+    warmup_days: int = 60  # users sign up this long before the window too: it starts in steady state
 
     @property
     def start_date(self) -> date:
@@ -83,29 +89,48 @@ def _uuid_hex(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.array([f"{a:016x}{b:016x}" for a, b in words.tolist()], dtype=object)
 
 
+WHALE_SHARE = 0.03
+PROMO_ACTIVITY, PROMO_BUYING = 1.5, 2.0
+
+
+def promo_days(start: date, days: int) -> np.ndarray:
+    """Window days that are promotions: the 1st of every month and Black Friday (4th Friday of November)."""
+    out = np.zeros(days, dtype=bool)
+    for d in range(days):
+        day = start + timedelta(days=d)
+        out[d] = day.day == 1 or (day.month == 11 and day.weekday() == 4 and 22 <= day.day <= 28)
+    return out
+
+
 def generate_chunk(
     params: GenParams, rng: np.random.Generator, cat: Catalogue, user_offset: int, n_users: int
 ) -> dict[str, np.ndarray]:
-    days = params.days
-    # --- users: signup day grows over the window (acquisition trend)
-    day_w = 1.0 + 1.5 * np.arange(days) / days
-    signup = rng.choice(days, n_users, p=day_w / day_w.sum())
+    warm, days = params.warmup_days, params.days
+    span = warm + days  # simulated days: the warm-up, then the window (only the window is written)
+    # --- users: signup day grows over time (acquisition trend); day 0 of the window is index `warm`
+    day_w = 1.0 + 1.5 * np.arange(span) / span
+    signup = rng.choice(span, n_users, p=day_w / day_w.sum())
     platform = rng.choice(len(PLATFORMS), n_users, p=PLATFORM_P)
     country = rng.choice(len(COUNTRIES), n_users, p=COUNTRY_P)
     channel = rng.choice(len(CHANNELS), n_users, p=CHANNEL_P)
     engagement = rng.beta(2.0, 3.0, n_users)
-    lifetime = rng.exponential(CHANNEL_LIFETIME_DAYS[channel])
-    minor = np.clip((signup / days * 6).astype(int) + rng.integers(-1, 2, n_users), 0, 6)
+    whale = rng.random(n_users) < WHALE_SHARE
+    lifetime = rng.exponential(CHANNEL_LIFETIME_DAYS[channel]) * np.where(whale, 2.0, 1.0)
+    minor = np.clip((signup / span * 6).astype(int) + rng.integers(-1, 2, n_users), 0, 6)
     app_version = np.array([f"5.{m}.0" for m in minor.tolist()], dtype=object)
     app_version[platform == 2] = "web"
 
-    # --- activity matrix (users x days)
-    age = np.arange(days)[None, :] - signup[:, None]
-    dow = np.array([(params.start_date + timedelta(days=d)).weekday() for d in range(days)]) >= 5
+    # --- activity matrix (users x simulated days), then only the window's days are kept
+    first_day = params.start_date - timedelta(days=warm)
+    age = np.arange(span)[None, :] - signup[:, None]
+    dow = np.array([(first_day + timedelta(days=d)).weekday() for d in range(span)]) >= 5
+    promo = promo_days(first_day, span)
     weekly = np.where(dow[None, :], np.where(platform[:, None] == 2, 0.8, 1.2), 1.0)
-    p_active = engagement[:, None] * (0.35 + 0.65 * np.exp(-np.maximum(age, 0) / 7.0)) * weekly
-    active = (age >= 0) & (age < lifetime[:, None]) & (rng.random((n_users, days)) < p_active)
+    lift = np.where(promo, PROMO_ACTIVITY, 1.0)[None, :]
+    p_active = np.minimum(engagement[:, None] * (0.35 + 0.65 * np.exp(-np.maximum(age, 0) / 7.0)) * weekly * lift, 1.0)
+    active = (age >= 0) & (age < lifetime[:, None]) & (rng.random((n_users, span)) < p_active)
     active[np.arange(n_users), signup] = True  # everybody is active on signup day
+    active = active[:, warm:]
     u_idx, d_idx = np.nonzero(active)
 
     # --- sessions
@@ -128,11 +153,12 @@ def generate_chunk(
     v_prod = rng.choice(len(cat.product_id), len(v_sess), p=cat.popularity)
 
     # --- funnel: view -> cart -> purchase, or cart -> remove
-    buy_bias = 0.6 + engagement[s_user[v_sess]]
-    carted = rng.random(len(v_sess)) < 0.09 * buy_bias
+    v_user, v_day = s_user[v_sess], s_day[v_sess]
+    buy_bias = (0.6 + engagement[v_user]) * np.where(whale[v_user], 4.0, 1.0) * np.where(promo[warm + v_day], PROMO_BUYING, 1.0)
+    carted = rng.random(len(v_sess)) < np.minimum(0.09 * buy_bias, 0.9)
     c_sess, c_prod = v_sess[carted], v_prod[carted]
     c_time = v_time[carted] + 1000 + rng.exponential(20_000, carted.sum()).astype(np.int64)
-    bought = rng.random(len(c_sess)) < 0.45
+    bought = rng.random(len(c_sess)) < np.where(whale[s_user[c_sess]], 0.8, 0.45)
     removed = ~bought & (rng.random(len(c_sess)) < 0.3)
     p_time = c_time[bought] + 1000 + rng.exponential(120_000, bought.sum()).astype(np.int64)
     r_time = c_time[removed] + 1000 + rng.exponential(60_000, removed.sum()).astype(np.int64)
@@ -156,7 +182,14 @@ def generate_chunk(
     currency = np.array([COUNTRY_CURRENCY[c] for c in COUNTRIES])[country[user]]
     rate = np.array([float(FX_TO_USD[COUNTRY_CURRENCY[c]]) for c in COUNTRIES])[country[user]]
     n = len(sess)
+    users = {  # who each user is: the ground truth the segmentation is checked against
+        "user_id": (user_offset + np.arange(n_users) + 1).astype(np.int64),
+        "signup_day": signup - warm,  # days after the window's first day (negative: before it)
+        "churn_day": signup - warm + np.ceil(lifetime).astype(np.int64),  # first day no longer active
+        "whale": whale,
+    }
     return {
+        "users": users,
         "event_id": _uuid_hex(rng, n),
         "t_ms": t_ms,  # ms since start_date 00:00 UTC
         "event_type": etype,

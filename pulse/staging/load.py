@@ -101,26 +101,28 @@ def index_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str) -> No
             target = sql.Identifier("staging_load", load_table_name(t, run_id))
             conn.execute(sql.SQL("analyze {}").format(target))
             indexes = conn.execute(
-                "select c.relname, i.indisunique, pg_get_indexdef(i.indexrelid, k + 1, true) "
+                "select c.relname, i.indisunique, con.contype, pg_get_indexdef(i.indexrelid, k + 1, true) "
                 "from pg_index i join pg_class c on c.oid = i.indexrelid "
+                "left join pg_constraint con on con.conindid = i.indexrelid and con.conrelid = i.indrelid "
                 "cross join generate_series(0, i.indnkeyatts - 1) k "
                 "where i.indrelid = %s::regclass order by c.relname, k",
                 (f"staging.{t}",),
             ).fetchall()
-            by_index: dict[tuple[str, bool], list[str]] = {}
-            for name, unique, column in indexes:
-                by_index.setdefault((name, unique), []).append(column)
-            for (parent_index, unique), columns in by_index.items():
+            by_index: dict[tuple[str, bool, str | None], list[str]] = {}
+            for name, unique, contype, column in indexes:
+                by_index.setdefault((name, unique, contype), []).append(column)
+            for (parent_index, unique, contype), columns in by_index.items():
                 # explicit, run-unique names: the index moves to schema staging with its table at the swap
-                name = f"{parent_index[:40]}_{hashlib.sha1(run_id.encode()).hexdigest()[:12]}"
-                conn.execute(
-                    sql.SQL("create {} index {} on {} ({})").format(
-                        sql.SQL("unique" if unique else ""),
-                        sql.Identifier(name),
-                        target,
-                        sql.SQL(", ").join(map(sql.Identifier, columns)),
-                    )
-                )
+                name = sql.Identifier(f"{parent_index[:40]}_{hashlib.sha1(run_id.encode()).hexdigest()[:12]}")
+                cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+                if contype in ("p", "u"):
+                    # the parent's key is a constraint: only a constraint is adopted by ATTACH (a bare
+                    # unique index is not, and ATTACH would build another one inside the swap)
+                    kind = sql.SQL("primary key" if contype == "p" else "unique")
+                    conn.execute(sql.SQL("alter table {} add constraint {} {} ({})").format(target, name, kind, cols))
+                else:
+                    unique_sql = sql.SQL("unique" if unique else "")
+                    conn.execute(sql.SQL("create {} index {} on {} ({})").format(unique_sql, name, target, cols))
 
 
 def drop_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str) -> None:

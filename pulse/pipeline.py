@@ -1,0 +1,33 @@
+"""One API for Pulse's steps, used by the CLI (and the demo); each returns an explicit result."""
+
+from __future__ import annotations
+
+from pulse.config import DEMO_SOURCE, Settings
+
+
+def clean(settings: Settings, source: str = DEMO_SOURCE, force: bool = False) -> dict:
+    """Stage 1: RAW in S3 -> Postgres staging. Returns the load's summary (run id, counts)."""
+    from pulse.staging import job
+
+    return job.run(settings, source, force=force)
+
+
+def model(settings: Settings, source: str = DEMO_SOURCE, full_refresh: bool = False):
+    """Stage 2: dbt build + test, publish the marts if everything passed. Returns a BuildResult."""
+    from pulse.modeling import dbt_runner
+
+    return dbt_runner.build(settings, source, full_refresh=full_refresh)
+
+
+def forecast(settings: Settings, source: str = DEMO_SOURCE, run_id: str | None = None):
+    """Stage 5: DAU and revenue forecasts with their backtest. Returns a ForecastResult."""
+    from pulse.ml.run import run_forecast
+
+    return run_forecast(settings, source, run_id)
+
+
+def segment(settings: Settings, source: str = DEMO_SOURCE, run_id: str | None = None):
+    """Stage 5: k-means user segments. Returns a SegmentResult."""
+    from pulse.ml.run import run_segment
+
+    return run_segment(settings, source, run_id)

@@ -1,0 +1,78 @@
+"""Forecasting and segmentation on synthetic data: no leakage, baselines, recursive forecasts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pulse.ml import forecast
+from pulse.ml.features import make_features
+from pulse.ml.segment import segment, user_features
+
+
+def weekly_series(days: int = 200, seed: int = 1) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2026-01-01", periods=days, freq="D")
+    return pd.Series(1000 + 2 * np.arange(days) + np.where(idx.dayofweek >= 5, -150, 0) + rng.normal(0, 30, days), idx)
+
+
+def test_changing_the_future_never_changes_past_features():
+    y = weekly_series()
+    cut = y.index[120]
+    before = make_features(y)
+    changed = y.copy()
+    changed.loc[changed.index > cut] *= 10  # the future is completely different
+    after = make_features(changed)
+    pd.testing.assert_frame_equal(before.loc[:cut], after.loc[:cut])
+    # and the row of `cut` itself uses nothing of its own day either
+    changed.loc[cut] = -1e9
+    pd.testing.assert_frame_equal(before.loc[:cut], make_features(changed).loc[:cut])
+
+
+def test_baselines_are_what_they_say():
+    y = weekly_series(60)
+    naive = forecast.Model("naive").fit(y).forecast(3)
+    seasonal = forecast.Model("seasonal_naive").fit(y).forecast(8)
+    assert list(naive.values) == [y.iloc[-1]] * 3
+    assert list(seasonal.values[:7]) == list(y.iloc[-7:].values) and seasonal.values[7] == y.iloc[-7]
+
+
+def test_backtest_never_peeks_and_beats_seasonal_naive_on_a_weekly_trend():
+    y = weekly_series()
+    bt = forecast.backtest(y, "dau")
+    assert bt.folds == 6
+    for origin, g in bt.predictions.groupby("origin"):  # every forecast is after its origin
+        assert (g.target_date > origin).all() and g.horizon.max() == forecast.MAX_HORIZON
+    mase = bt.scores.set_index(["model", "horizon"]).mase
+    for h in (1, 7):
+        assert mase[(bt.best, h)] < 1 and mase[(bt.best, h)] < mase[("seasonal_naive", h)]
+    ahead, _ = forecast.forward(y, bt)
+    assert len(ahead) == 14 and (ahead.yhat_lower <= ahead.yhat).all() and (ahead.yhat <= ahead.yhat_upper).all()
+
+
+def test_metric_formulas():
+    preds = pd.DataFrame({"model": "m", "horizon": 1, "yhat": [90.0, 110.0], "actual": [100.0, 100.0], "scale": [5.0, 5.0]})
+    row = forecast.score(preds).iloc[0]
+    assert row.mae == 10 and row.mape == pytest.approx(10) and row.mase == 2
+    assert row.smape == pytest.approx(100 * (20 / 190 + 20 / 210) / 2)
+
+
+def test_segments_are_deterministic_and_named():
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2026-06-01", periods=120, freq="D")
+    rows = []
+    for user in range(600):
+        kind = ["loyal", "dormant", "new", "whale"][user % 4]
+        span = {"loyal": days, "dormant": days[:30], "new": days[-7:], "whale": days[::3]}[kind]
+        for d in span[rng.random(len(span)) < 0.6]:
+            spend = 500.0 if kind == "whale" else (10.0 if rng.random() < 0.1 else 0.0)
+            rows.append((d, user, 10, 2, 8, int(spend > 0), spend))
+    activity = pd.DataFrame(rows, columns=["activity_date", "user_id", "events", "sessions", "views", "purchases", "revenue_usd"])
+    features = user_features(activity, days[-1])
+    a, b = segment(features), segment(features)
+    assert (a.assignment.segment == b.assignment.segment).all() and a.k == b.k
+    got = a.assignment.segment
+    assert got[got.index % 4 == 3].eq("high_value").mean() > 0.9
+    assert got[got.index % 4 == 1].eq("dormant").mean() > 0.9
+    assert got[got.index % 4 == 2].eq("new").mean() > 0.9
