@@ -1,8 +1,8 @@
 """Features of a daily series, each built only from the days before its target day (no leakage).
 
-For target day t: lags 1, 7, 14 and 30 (the values of t-1, t-7, …), rolling mean/std/min/max over
-the 7 and 30 days ending at t-1, calendar features of t itself (known in advance: day of week
-one-hot, month as sin/cos, day of month, weekend flag) and a trend index (days since the series
+For target day t: lags 1, 7, 14 and 30 (the values of t-1, t-7, …), rolling mean/std/min/max/median
+over the 7 and 30 days ending at t-1, calendar features of t itself (known in advance: day of week
+one-hot, month as sin/cos, day of month, month start, weekend flag) and a trend index (days since the series
 started). A row whose history is too short for lag 30 is dropped.
 """
 
@@ -23,6 +23,7 @@ def calendar(index: pd.DatetimeIndex, origin: pd.Timestamp) -> pd.DataFrame:
     out["month_sin"] = np.sin(2 * np.pi * (index.month - 1) / 12)
     out["month_cos"] = np.cos(2 * np.pi * (index.month - 1) / 12)
     out["day_of_month"] = index.day.astype(float)
+    out["is_month_start"] = (index.day == 1).astype(float)  # paydays / monthly promotions
     out["is_weekend"] = (index.dayofweek >= 5).astype(float)
     out["trend"] = (index - origin).days.astype(float)
     return out
@@ -40,6 +41,7 @@ def history_features(values: pd.Series) -> pd.DataFrame:
         out[f"roll{w}_std"] = roll.std()
         out[f"roll{w}_min"] = roll.min()
         out[f"roll{w}_max"] = roll.max()
+        out[f"roll{w}_median"] = roll.median()  # robust to a whale's day
     return out
 
 

@@ -90,9 +90,9 @@ def run_forecast(settings: Settings, source: str, run_id: str | None = None, see
         bt = forecast.backtest(series, metric, seed=seed)
         fwd, model = forecast.forward(series, bt, seed=seed)
         best[metric], forecasts[metric], models[metric] = bt.best, fwd, model
-        preds = bt.predictions.assign(metric=metric, is_backtest=True, yhat_lower=None, yhat_upper=None)
+        preds = bt.predictions.assign(metric=metric, is_backtest=True, yhat_lower=np.nan, yhat_upper=np.nan)
         frames_fc.append(preds.assign(origin=preds.origin.dt.date, target_date=preds.target_date.dt.date)[FORECAST_COLUMNS])
-        ahead = {"metric": metric, "model": bt.best, "is_backtest": False, "origin": as_of, "actual": None}
+        ahead = {"metric": metric, "model": bt.best, "is_backtest": False, "origin": as_of, "actual": np.nan}
         frames_fc.append(
             fwd.assign(**ahead, horizon=range(1, len(fwd) + 1), target_date=fwd.target_date.dt.date)[FORECAST_COLUMNS]
         )

@@ -66,8 +66,11 @@ def write_run(settings: Settings, source: str, kind: str, run_id: str, as_of, fr
     ensure_tables(settings, source)
     client = _client(settings, source)
     trained_at = datetime.now(UTC).replace(tzinfo=None)
-    for name in [*KIND_TABLES[kind], "ml_runs"]:
+    for name in KIND_TABLES[kind]:
         client.command(f"DELETE FROM {ident(name)} WHERE run_id = {{run_id:String}}", parameters={"run_id": run_id})
+    client.command(  # a forecast and a segmentation may share a run id (one scheduled run): only this kind's row
+        "DELETE FROM ml_runs WHERE run_id = {run_id:String} AND kind = {kind:String}", parameters={"run_id": run_id, "kind": kind}
+    )
     for name, frame in frames.items():
         if len(frame):
             client.insert_df(name, frame.assign(run_id=run_id, trained_at=trained_at))

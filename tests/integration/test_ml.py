@@ -27,7 +27,7 @@ END = date(2026, 10, 31)
 @pytest.fixture(scope="module")
 def ml(stack, spark, tmp_path_factory):
     out = tmp_path_factory.mktemp("ml") / SOURCE
-    generate_dataset(out, GenParams(n_events=120_000, days=180, end_date=END, seed=8), DirtParams(rate=0.01))
+    generate_dataset(out, GenParams(n_events=200_000, days=180, end_date=END, seed=42), DirtParams(rate=0.01))
     raw.upload_dataset(stack.s3, out, SOURCE)
     job.run(stack, SOURCE, spark=spark)
     ClickHouse(stack).start()
