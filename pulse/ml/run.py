@@ -99,7 +99,9 @@ def run_forecast(settings: Settings, source: str, run_id: str | None = None, see
         scores = bt.scores.assign(metric=metric, is_chosen=lambda s, b=bt.best: s.model == b)
         all_scores.append(scores)
         frames_metrics.append(scores[["metric", "model", "horizon", "mae", "mape", "smape", "mase", "folds", "is_chosen"]])
-        pictures += charts.forecast_pictures(out, metric, series, bt, fwd, model.feature_importance())
+        # the random forest's feature importance is drawn whichever model won: it shows what drives the series
+        forest = model if bt.best == "random_forest" else forecast.Model("random_forest", seed).fit(series)
+        pictures += charts.forecast_pictures(out, metric, series, bt, fwd, forest.feature_importance())
     fc = pd.concat(frames_fc, ignore_index=True)
     fc["horizon"] = fc.horizon.astype("uint8")
     metrics = pd.concat(frames_metrics, ignore_index=True)

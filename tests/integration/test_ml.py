@@ -63,6 +63,7 @@ def test_results_are_in_clickhouse_and_the_model_in_s3(ml):
     model, meta = store.load_latest_artefact(stack, SOURCE, "forecast")
     assert meta["run_id"] == "ml-test-1" and set(model) == {"dau", "revenue"}
     assert (fc.output / "forecast_dau.png").exists() and (fc.output / "forecast_revenue.html").exists()
+    assert (fc.output / "importance_dau.png").exists() and (seg.output / "segments.png").exists()
 
 
 def test_segments_recover_the_generators_users(ml):
@@ -72,6 +73,7 @@ def test_segments_recover_the_generators_users(ml):
     checks = {  # segment -> (generator truth, minimum precision, minimum recall)
         "high_value": (truth.whale.astype(bool), 0.6, 0.5),
         "dormant": (truth.churn_day <= days - 30, 0.7, 0.7),
+        "new": (truth.signup_day >= days - 14, 0.4, 0.4),
     }
     for name, (flags, min_p, min_r) in checks.items():
         precision, recall = segment.recovery(assigned, flags, name)
@@ -95,3 +97,34 @@ def test_rerun_replaces_and_a_failed_run_keeps_the_previous_latest(ml, monkeypat
         run.run_segment(stack, SOURCE, run_id="ml-test-2")
     [(latest,)] = ch.query("SELECT DISTINCT run_id FROM user_segments_latest").result_rows
     assert latest == "ml-test-1"
+
+
+def test_ml_runs_on_a_public_layout_file(stack, spark, tmp_path):
+    """Not tuned to the generator's RAW layout: the common public event-log CSV, through ingest-file."""
+    from pulse.lake.ingest_file import ingest_file
+
+    gen = tmp_path / "gen"
+    generate_dataset(gen, GenParams(n_events=80_000, days=150, end_date=END, seed=5), DirtParams(rate=0.0))
+    public = [
+        "event_time",
+        "event_type",
+        "product_id",
+        "category_id",
+        "category_code",
+        "brand",
+        "price",
+        "user_id",
+        "user_session",
+    ]
+    frame = pd.concat(pd.read_csv(f, dtype=str) for f in sorted(gen.glob("ingest_date=*/*.csv.gz")))
+    export = tmp_path / "2026-export.csv"
+    frame[public].to_csv(export, index=False)  # no event ids, no currency, no platform: Pulse derives or defaults them
+    source = "mlpublic"
+    ingest_file(export, tmp_path / "raw")
+    raw.upload_dataset(stack.s3, tmp_path / "raw", source)
+    job.run(stack, source, spark=spark)
+    assert dbt_runner.build(stack, source).ok
+    fc = run.run_forecast(stack, source)
+    seg = run.run_segment(stack, source)
+    assert set(fc.best) == {"dau", "revenue"} and all(len(f) == 14 for f in fc.forecasts.values())
+    assert sum(seg.sizes.values()) == len(seg.assignment) > 100
