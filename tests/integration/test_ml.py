@@ -13,6 +13,7 @@ from pulse.common.clickhouse import client as ch_client
 from pulse.datagen import USER_TRUTH_FILE, generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
+from pulse.domain import PUBLIC_COLUMNS
 from pulse.lake import raw
 from pulse.ml import run, segment, store
 from pulse.modeling import dbt_runner
@@ -105,20 +106,9 @@ def test_ml_runs_on_a_public_layout_file(stack, spark, tmp_path):
 
     gen = tmp_path / "gen"
     generate_dataset(gen, GenParams(n_events=80_000, days=150, end_date=END, seed=5), DirtParams(rate=0.0))
-    public = [
-        "event_time",
-        "event_type",
-        "product_id",
-        "category_id",
-        "category_code",
-        "brand",
-        "price",
-        "user_id",
-        "user_session",
-    ]
     frame = pd.concat(pd.read_csv(f, dtype=str) for f in sorted(gen.glob("ingest_date=*/*.csv.gz")))
     export = tmp_path / "2026-export.csv"
-    frame[public].to_csv(export, index=False)  # no event ids, no currency, no platform: Pulse derives or defaults them
+    frame[PUBLIC_COLUMNS].to_csv(export, index=False)  # no event ids, no currency, no platform: Pulse derives or defaults them
     source = "mlpublic"
     ingest_file(export, tmp_path / "raw")
     raw.upload_dataset(stack.s3, tmp_path / "raw", source)
