@@ -76,3 +76,24 @@ def test_segments_are_deterministic_and_named():
     assert got[got.index % 4 == 3].eq("high_value").mean() > 0.9
     assert got[got.index % 4 == 1].eq("dormant").mean() > 0.9
     assert got[got.index % 4 == 2].eq("new").mean() > 0.9
+
+
+def test_a_rerun_keeps_cluster_numbers_on_the_closest_previous_centroid():
+    rng = np.random.default_rng(5)
+    days = pd.date_range("2026-06-01", periods=120, freq="D")
+    rows = []
+    for user in range(500):
+        kind = user % 3
+        span = {0: days, 1: days[:40], 2: days[-10:]}[kind]
+        for d in span[rng.random(len(span)) < 0.5]:
+            rows.append((d, user, 10, 2, 8, int(kind == 0), 20.0 * (kind == 0)))
+    activity = pd.DataFrame(rows, columns=["activity_date", "user_id", "events", "sessions", "views", "purchases", "revenue_usd"])
+    first = segment(user_features(activity, days[-1]))
+    newer = activity.assign(activity_date=activity.activity_date + pd.Timedelta(days=3))  # three days later
+    second = segment(user_features(newer, days[-1] + pd.Timedelta(days=3)), previous_centroids=first.centroids_scaled)
+    for cluster in np.unique(second.assignment.cluster):
+        distances = ((first.centroids_scaled - second.centroids_scaled[cluster]) ** 2).sum(axis=1)
+        assert int(distances.argmin()) == cluster
+    # users keep their cluster number and name
+    both = first.assignment.join(second.assignment, lsuffix="_a", rsuffix="_b", how="inner")
+    assert (both.cluster_a == both.cluster_b).mean() > 0.9 and (both.segment_a == both.segment_b).mean() > 0.9
