@@ -125,3 +125,24 @@ def test_services_down_reports_truthfully(monkeypatch, tmp_path):
     assert registry.down(load_settings(), echo=lines.append) == []  # nothing left running: success
     assert "  spark: nothing to stop (runs inside each job's process)" in lines
     assert not any(line.startswith("  spark: stopped") for line in lines)
+
+
+def test_demo_uploads_the_dataset_it_generated(monkeypatch, tmp_path):
+    import pulse.cli as cli
+    import pulse.lake.raw as raw
+    from pulse.services import registry
+
+    monkeypatch.setenv("PULSE_HOME", str(tmp_path / "home"))
+    cli.settings.cache_clear()
+    uploaded: list = []
+    monkeypatch.setattr(registry, "up", lambda *_a, **_k: None)
+    monkeypatch.setattr(raw, "upload_dataset", lambda _cfg, root, source, **_k: uploaded.append((root, source)) or {})
+    monkeypatch.setattr(cli, "cmd_clean", lambda _args: 1)  # stop after the upload
+    out = tmp_path / "my-demo"
+    try:
+        assert cli.main(["demo", "--events", "2000", "--days", "10", "--out", str(out)]) == 1
+    finally:
+        cli.settings.cache_clear()
+    expected = cli.demo_source(cli.build_parser().parse_args(["demo", "--events", "2000", "--days", "10"]))
+    assert uploaded == [(out, expected)] and expected.startswith("demo_2000_")
+    assert (out / "ground_truth.json").exists()
