@@ -157,10 +157,9 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from pulse.staging import job
+    from pulse import pipeline
 
-    s = settings()
-    job.run(s, args.source, force=getattr(args, "force", False))
+    pipeline.clean(settings(), args.source, force=getattr(args, "force", False))
     return cmd_dq(args)
 
 
@@ -203,7 +202,9 @@ def cmd_model(args: argparse.Namespace) -> int:
 
     s = settings()
     if args.action == "build" and not args.select:
-        result = dbt_runner.build(s, args.source, full_refresh=args.full_refresh)
+        from pulse import pipeline
+
+        result = pipeline.model(s, args.source, full_refresh=args.full_refresh)
         if result.ok:
             print(f"published {len(result.published)} marts to ClickHouse database {result.marts_database}")
             return 0
