@@ -127,10 +127,33 @@ class Engine:
     def _open(self, readonly: bool) -> Connection:
         return Connection(self._connect(self.path + ("?readonly=2" if readonly else "")), readonly)
 
-    def admin(self, sql: str, fmt: str = "TabSeparated", params: dict[str, str] | None = None) -> bytes:
-        """Server-internal statements (bootstrap, EXPLAIN, KILL): never reached by client SQL directly."""
+    def admin(self, sql: str, fmt: str = "TabSeparated") -> bytes:
+        """Server-internal statements (bootstrap, KILL): never reached by client SQL directly."""
         with self._admin_lock:
-            return self._admin.query(sql, fmt, params or {}).bytes()
+            return self._admin.query(sql, fmt, {}).bytes()
+
+    def explain(self, sql: str, params: dict[str, str]) -> str:
+        """The engine's parse of ``sql`` (``EXPLAIN AST``), on a pooled read-only connection: the
+        policy check of every request must not queue behind one lock (a KILL … SYNC can hold the
+        admin connection for as long as the query takes to stop)."""
+        conn = self._take(readonly=True)
+        try:
+            return conn.query(f"EXPLAIN AST {sql}", "TabSeparated", params).bytes().decode()
+        finally:
+            self._give(conn)
+
+    def _take(self, readonly: bool) -> Connection:
+        with self._pool_lock:
+            pool = self._pools[readonly]
+            conn = pool.pop() if pool else None
+        return conn or self._open(readonly)
+
+    def _give(self, conn: Connection) -> None:
+        if conn.retire:
+            conn.close()
+        else:
+            with self._pool_lock:
+                self._pools[conn.readonly].append(conn)
 
     # -- connections -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -145,21 +168,14 @@ class Engine:
                 with self._session(user, readonly, session_id, timeout, check) as conn:
                     yield conn, True
                 return
-            with self._pool_lock:
-                pool = self._pools[readonly]
-                conn = pool.pop() if pool else None
-            conn = conn or self._open(readonly)
+            conn = self._take(readonly)
             try:
                 yield conn, False
             except BaseException:
                 conn.retire = True  # a failed statement may have left it anywhere
                 raise
             finally:
-                if conn.retire:
-                    conn.close()
-                else:
-                    with self._pool_lock:
-                        self._pools[readonly].append(conn)
+                self._give(conn)
         finally:
             self._slots.release()
 

@@ -140,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
         if database:
             srv.policy.check_database(database, role)
         query_params_ = {k[len("param_") :]: v for k, v in params.items() if k.startswith("param_")}
-        explain = lambda q: srv.engine.admin(f"EXPLAIN AST {q}", params=query_params_).decode()  # noqa: E731
+        explain = lambda q: srv.engine.explain(q, query_params_)  # noqa: E731
         srv.policy.check(stmt, role, explain, read_only_request)
         # external data becomes temporary tables: their DDL is built from the client's structure, so it
         # goes through the same parser and policy as the client's own statement
