@@ -21,6 +21,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_SOURCE = "demo"  # the source the demo loads, and what commands act on by default
+# The ClickHouse named collection holding the Postgres credentials, and the database dbt attaches with it
+PG_COLLECTION = "pulse_pg"
+PG_DATABASE = "pulse_pg"
 
 
 def _toml() -> dict:

@@ -14,11 +14,17 @@ import plotly.graph_objects as go
 from pulse.ml.forecast import HORIZONS, Backtest
 
 
+def one_day_ahead(bt: Backtest) -> pd.DataFrame:
+    """The chosen model's 1-day-ahead backtest forecasts, in date order."""
+    p = bt.predictions
+    return p[(p.model == bt.best) & (p.horizon == 1)].sort_values("target_date")
+
+
 def forecast_figure(metric: str, series: pd.Series, bt: Backtest, fwd: pd.DataFrame) -> go.Figure:
     """Actuals, the chosen model's 1-day-ahead backtest forecasts, and the forward forecast with its band."""
     fig = go.Figure()
     fig.add_scatter(x=series.index, y=series.values, name="actual", line={"color": "#222"})
-    chosen = bt.predictions[(bt.predictions.model == bt.best) & (bt.predictions.horizon == 1)].sort_values("target_date")
+    chosen = one_day_ahead(bt)
     fig.add_scatter(x=chosen.target_date, y=chosen.yhat, name=f"{bt.best}, backtest (h=1)", mode="markers")
     fig.add_scatter(x=fwd.target_date, y=fwd.yhat_upper, line={"width": 0}, showlegend=False, hoverinfo="skip")
     fig.add_scatter(x=fwd.target_date, y=fwd.yhat_lower, fill="tonexty", line={"width": 0}, name="80% interval",
@@ -39,7 +45,7 @@ def forecast_pictures(out: Path, metric: str, series: pd.Series, bt: Backtest, f
     f, axes = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [2.2, 1]})
     ax = axes[0]
     ax.plot(series.index, series.values, color="#222", lw=1, label="actual")
-    chosen = bt.predictions[(bt.predictions.model == bt.best) & (bt.predictions.horizon == 1)].sort_values("target_date")
+    chosen = one_day_ahead(bt)
     ax.scatter(chosen.target_date, chosen.yhat, s=12, color="#d62728", label=f"{bt.best} backtest (h=1)", zorder=3)
     ax.fill_between(fwd.target_date, fwd.yhat_lower, fwd.yhat_upper, color="#1f77b4", alpha=0.2, label="80% interval")
     ax.plot(fwd.target_date, fwd.yhat, color="#1f77b4", lw=2, label="forecast")

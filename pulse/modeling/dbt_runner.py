@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pulse.config import DEMO_SOURCE, REPO_ROOT, Settings
+from pulse.config import DEMO_SOURCE, PG_COLLECTION, PG_DATABASE, REPO_ROOT, Settings
 from pulse.domain import source_name
 from pulse.modeling.publish import BuildResult, failures, mart_models, publish
 
@@ -91,7 +91,8 @@ def run(settings: Settings, args: list[str], source: str = DEMO_SOURCE) -> int:
         str(profile.parent),
     ]
     if args and args[0] not in ("debug", "clean", "deps"):
-        cmd += ["--vars", json.dumps({"pulse_source": source})]
+        # the attach names come from the one place the ClickHouse service also takes them from
+        cmd += ["--vars", json.dumps({"pulse_source": source, "pg_database": PG_DATABASE, "pg_collection": PG_COLLECTION})]
     return subprocess.run(cmd, env=env, cwd=PROJECT_DIR).returncode
 
 

@@ -14,12 +14,8 @@ import urllib.error
 import urllib.request
 
 from pulse.common.files import write_private
-from pulse.config import DEMO_SOURCE
+from pulse.config import DEMO_SOURCE, PG_COLLECTION, PG_DATABASE
 from pulse.services.base import ManagedProcess, port_open
-
-# The named collection holding Postgres credentials, and the database dbt attaches with it (dbt_project.yml vars)
-PG_COLLECTION = "pulse_pg"
-PG_DATABASE = "pulse_pg"
 
 
 class ClickHouse(ManagedProcess):
