@@ -185,6 +185,27 @@ class SparkConfig:
 
 
 @dataclass(frozen=True)
+class SupersetConfig:
+    url: str | None  # None -> the managed local Superset (its own venv, gunicorn on loopback)
+    port: int
+    admin_user: str
+    admin_password: str
+    secret_key: str  # signs sessions and encrypts stored database passwords: one per installation
+    metadata_database: str  # Superset's own metadata DB, in the project's PostgreSQL
+    metadata_user: str
+    metadata_password: str
+    workers: int
+
+    @property
+    def managed(self) -> bool:
+        return self.url is None
+
+    @property
+    def base_url(self) -> str:
+        return (self.url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     s3: S3Config
@@ -192,6 +213,7 @@ class Settings:
     spark: SparkConfig
     clickhouse: ClickHouseConfig
     pipeline: PipelineConfig
+    superset: SupersetConfig
 
     @property
     def logs_dir(self) -> Path:
@@ -213,7 +235,7 @@ class Settings:
 def load_settings() -> Settings:
     table = _toml()
     s3, pg, spark, ch = _Source("s3", table), _Source("pg", table), _Source("spark", table), _Source("ch", table)
-    pipeline = _Source("pipeline", table)
+    pipeline, bi = _Source("pipeline", table), _Source("superset", table)
     home = Path(os.environ.get("PULSE_HOME", table.get("home", REPO_ROOT / ".pulse"))).resolve()
     return Settings(
         home=home,
@@ -259,6 +281,17 @@ def load_settings() -> Settings:
             max_rule_share=float(pipeline.get("max_rule_share", "0.05")),  # type: ignore[arg-type]
             gate_min_rows=pipeline.int("gate_min_rows", 20),
             max_shrink=float(pipeline.get("max_shrink", "0.5")),  # type: ignore[arg-type]
+        ),
+        superset=SupersetConfig(
+            url=bi.get("url", None),
+            port=bi.int("port", 18088),
+            admin_user=bi.get("admin_user", "admin"),  # type: ignore[arg-type]
+            admin_password=bi.secret("admin_password", home),
+            secret_key=bi.secret("secret_key", home),
+            metadata_database=bi.get("metadata_database", "superset"),  # type: ignore[arg-type]
+            metadata_user=bi.get("metadata_user", "superset"),  # type: ignore[arg-type]
+            metadata_password=bi.secret("metadata_password", home),
+            workers=bi.int("workers", 2),
         ),
     )
 

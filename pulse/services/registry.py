@@ -8,8 +8,9 @@ from pulse.services.clickhouse import ClickHouse
 from pulse.services.objectstore import ObjectStore
 from pulse.services.postgres import Postgres
 from pulse.services.spark import Spark
+from pulse.services.superset import Superset
 
-SERVICE_TYPES: list[type[Service]] = [ObjectStore, Postgres, Spark, ClickHouse]
+SERVICE_TYPES: list[type[Service]] = [ObjectStore, Postgres, Spark, ClickHouse, Superset]
 
 
 def all_services(settings: Settings) -> list[Service]:

@@ -1,5 +1,7 @@
--- Grain: day x platform x country x acquisition channel (first-seen dimensions of the user).
--- For segmentation charts: active users, paying users, revenue.
+-- Grain: day x platform x country x acquisition channel (the user's first-seen dimensions, so every
+-- user is in exactly one segment and user counts add up across segments exactly).
+-- The segment-grain twin of the daily marts, for dashboard filters: active, new and paying users,
+-- purchases, revenue, and the ordered funnel steps (users per day, see int_user_daily_funnel).
 {{ config(order_by=['activity_date', 'platform', 'country', 'acquisition_channel'], engine='MergeTree()') }}
 
 select
@@ -8,8 +10,15 @@ select
     c.country as country,
     c.acquisition_channel as acquisition_channel,
     count() as active_users,
+    countIf(c.cohort_date = a.activity_date) as new_users,
     countIf(a.purchases > 0) as paying_users,
-    toDecimal64(sum(a.revenue_usd), 2) as revenue_usd
+    toUInt64(sum(a.purchases)) as purchases,
+    toDecimal64(sum(a.revenue_usd), 2) as revenue_usd,
+    countIf(f.funnel_level >= 1) as funnel_viewers,
+    countIf(f.funnel_level >= 2) as funnel_carters,
+    countIf(f.funnel_level >= 3) as funnel_purchasers,
+    a.activity_date <= (select complete_through from {{ ref('int_source_watermark') }}) as is_complete
 from {{ ref('int_user_daily_activity') }} as a
 inner join {{ ref('int_user_cohorts') }} as c on c.user_id = a.user_id
+inner join {{ ref('int_user_daily_funnel') }} as f on f.event_date = a.activity_date and f.user_id = a.user_id
 group by activity_date, platform, country, acquisition_channel

@@ -1,0 +1,222 @@
+"""Dashboards as code: the YAML bundle in ``superset/`` (Superset's own export format) deployed and exported.
+
+The repo holds instance-free assets: stable UUIDs, chart ids 0, the local default ClickHouse URI with a
+masked password, the demo source's marts database. ``render`` fills in what depends on the target
+(ClickHouse address and BI user from Pulse's config, the source's marts database, the memo);
+``normalise`` takes a live export back to the repo's form, so deploy can tell "nothing changed" and
+``pulse bi export`` writes diffs that show only real edits.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from pulse.bi.client import SupersetClient
+from pulse.config import DEMO_SOURCE, REPO_ROOT, Settings
+
+ASSETS_DIR = REPO_ROOT / "superset"
+DATABASE_FILE = "databases/Pulse_ClickHouse.yaml"
+MEMO_MARKDOWN_ID = "MARKDOWN-memo"
+MEMO_PLACEHOLDER = "The memo appears here after `pulse bi deploy`."
+# what the repo's YAML holds where the target decides (the local default, demo source)
+REPO_URI = "clickhousedb://pulse_bi:XXXXXXXXXX@127.0.0.1:18123/pulse_demo"
+REPO_SCHEMA = "pulse_demo"
+
+Bundle = dict[str, dict[str, Any]]  # relative path -> parsed YAML
+
+
+def load(directory: Path = ASSETS_DIR) -> Bundle:
+    return {
+        str(p.relative_to(directory)): yaml.safe_load(p.read_text())
+        for p in sorted(directory.rglob("*.yaml"))
+        if p.name != "metadata.yaml"
+    }
+
+
+def dump_yaml(obj: Any) -> str:
+    return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True, width=120)
+
+
+def clickhouse_uri(settings: Settings, source: str) -> str:
+    """The BI role's SQLAlchemy URI, password masked (Superset takes it separately at import)."""
+    ch = settings.clickhouse
+    host = urlsplit(ch.url).hostname
+    query = "?secure=true" if ch.secure else ""
+    return f"clickhousedb://{ch.bi_user}:XXXXXXXXXX@{host}:{ch.port}/{ch.marts_database(source)}{query}"
+
+
+def render(bundle: Bundle, settings: Settings, source: str = DEMO_SOURCE, memo: str | None = None) -> Bundle:
+    out = copy.deepcopy(bundle)
+    for path, obj in out.items():
+        if path.startswith("databases/"):
+            obj["sqlalchemy_uri"] = clickhouse_uri(settings, source)
+        elif path.startswith("datasets/"):
+            obj["schema"] = settings.clickhouse.marts_database(source)
+        elif path.startswith("dashboards/") and memo is not None and MEMO_MARKDOWN_ID in obj["position"]:
+            obj["position"][MEMO_MARKDOWN_ID]["meta"]["code"] = memo
+    return out
+
+
+def to_zip(bundle: Bundle) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        metadata = {"version": "1.0.0", "type": "assets", "timestamp": "1970-01-01T00:00:00+00:00"}
+        zf.writestr("pulse_assets/metadata.yaml", dump_yaml(metadata))
+        for path, obj in bundle.items():
+            zf.writestr(f"pulse_assets/{path}", dump_yaml(obj))
+    return buf.getvalue()
+
+
+def from_zip(data: bytes) -> Bundle:
+    """A Superset export, keyed by path below its root folder."""
+    out: Bundle = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for name in zf.namelist():
+            rel = name.split("/", 1)[1]
+            if rel.endswith(".yaml") and rel != "metadata.yaml":
+                out[rel] = yaml.safe_load(zf.read(name))
+    return out
+
+
+def normalise(obj: dict, path: str) -> dict:
+    """An exported object in the repo's instance-free form."""
+    obj = copy.deepcopy(obj)
+    if path.startswith("databases/"):
+        obj["sqlalchemy_uri"] = REPO_URI
+    elif path.startswith("datasets/"):
+        obj["schema"] = REPO_SCHEMA
+        # Superset exports these in its own (id) order: sort, so order is never a difference
+        obj["metrics"] = sorted(obj.get("metrics") or [], key=lambda m: m["metric_name"])
+        obj["columns"] = sorted(obj.get("columns") or [], key=lambda c: c["column_name"])
+    elif path.startswith("charts/"):
+        obj["params"]["datasource"] = "__table"
+        obj["params"].pop("slice_id", None)
+        if obj.get("query_context"):
+            qc = json.loads(obj["query_context"])
+            qc["datasource"] = {"id": 0, "type": "table"}
+            qc.get("form_data", {})["datasource"] = "__table"
+            qc.get("form_data", {}).pop("slice_id", None)
+            obj["query_context"] = json.dumps(qc)
+    elif path.startswith("dashboards/"):
+        for node in obj.get("position", {}).values():
+            if isinstance(node, dict) and node.get("type") == "CHART":
+                node["meta"]["chartId"] = 0
+            if isinstance(node, dict) and node.get("id") == MEMO_MARKDOWN_ID:
+                node["meta"]["code"] = MEMO_PLACEHOLDER
+        for flt in obj.get("metadata", {}).get("native_filter_configuration", []):
+            flt["chartsInScope"] = []
+        obj.get("metadata", {}).pop("positions", None)
+        obj.get("metadata", {}).get("global_chart_configuration", {})["chartsInScope"] = []
+    return obj
+
+
+def _ours(bundle: Bundle, live: Bundle) -> dict[str, tuple[str, dict]]:
+    """Live objects that belong to the repo's assets, matched by UUID: repo path -> (live path, object)."""
+    by_uuid = {str(obj.get("uuid")): (path, obj) for path, obj in live.items()}
+    return {path: by_uuid[str(obj["uuid"])] for path, obj in bundle.items() if str(obj["uuid"]) in by_uuid}
+
+
+def _subset(want: Any, have: Any) -> bool:
+    """Does ``have`` agree with everything ``want`` says? (Superset adds fields of its own on export.)"""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(_subset(v, have.get(k)) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(want) == len(have) and all(_subset(w, h) for w, h in zip(want, have, strict=True))
+    if isinstance(want, str) and isinstance(have, str) and want.startswith("{"):
+        try:  # JSON strings (query_context): compare parsed
+            return _subset(json.loads(want), json.loads(have))
+        except ValueError:
+            pass
+    return want == have
+
+
+def differences(desired: Bundle, live: Bundle) -> list[str]:
+    """Repo paths whose live object is missing or differs (both taken to the instance-free form)."""
+    matched = _ours(desired, live)
+    changed = []
+    for path, obj in desired.items():
+        if path not in matched:
+            changed.append(path)
+            continue
+        live_path, live_obj = matched[path]
+        if not _subset(normalise(obj, path), normalise(live_obj, live_path)):
+            changed.append(path)
+    return changed
+
+
+@dataclass
+class DeployResult:
+    url: str
+    changed: list[str]
+    dashboards: dict[str, str] = field(default_factory=dict)  # title -> URL
+    charts: dict[str, int] = field(default_factory=dict)  # chart UUID -> id
+    warmed: int = 0
+    seconds: float = 0.0
+
+
+def deploy(
+    settings: Settings,
+    source: str = DEMO_SOURCE,
+    memo: str | None = None,
+    warm: bool = True,
+    directory: Path = ASSETS_DIR,
+) -> DeployResult:
+    """Import the assets if anything differs from what is live; then refresh every chart's cached data."""
+    import time
+
+    started = time.monotonic()
+    client = SupersetClient(settings.superset)
+    desired = render(load(directory), settings, source, memo)
+    live = from_zip(client.export_assets())
+    changed = differences(desired, live)
+    if changed:
+        client.import_bundle(to_zip(desired), passwords={DATABASE_FILE: settings.clickhouse.bi_password})
+        live = from_zip(client.export_assets())
+    result = DeployResult(url=settings.superset.base_url, changed=changed)
+    result.charts = _chart_ids(client, desired)
+    for path, obj in desired.items():
+        if path.startswith("dashboards/"):
+            result.dashboards[obj["dashboard_title"]] = f"{settings.superset.base_url}/superset/dashboard/{obj['slug']}/"
+    if warm:
+        for chart_id in result.charts.values():
+            client.chart_data(chart_id, force=True)  # runs the query and stores it in the data cache
+            result.warmed += 1
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _chart_ids(client: SupersetClient, bundle: Bundle) -> dict[str, int]:
+    wanted = {str(obj["uuid"]) for path, obj in bundle.items() if path.startswith("charts/")}
+    ids: dict[str, int] = {}
+    page = 0
+    while True:
+        rows = client.get("/api/v1/chart/", q=json.dumps({"columns": ["id", "uuid"], "page": page, "page_size": 100}))["result"]
+        ids.update({r["uuid"]: r["id"] for r in rows if r["uuid"] in wanted})
+        if len(rows) < 100:
+            return ids
+        page += 1
+
+
+def export(settings: Settings, directory: Path = ASSETS_DIR) -> list[str]:
+    """Write the live versions of the repo's assets back into ``directory`` in normalised form.
+    Returns the paths whose content changed."""
+    client = SupersetClient(settings.superset)
+    current = load(directory)
+    live = from_zip(client.export_assets())
+    changed = []
+    for path, (live_path, obj) in _ours(current, live).items():
+        text = dump_yaml(normalise(obj, live_path))
+        target = directory / path
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
+            changed.append(path)
+    return changed

@@ -1,0 +1,217 @@
+"""Superset: Apache Superset 6 from its own virtual environment (``.venv-superset``), served by gunicorn on loopback.
+
+Superset pins Flask, SQLAlchemy 1.4 and pandas versions that would fight dbt and pyspark, so it
+never shares Pulse's venv: Pulse only talks to it over HTTP (``pulse.bi.client``) and runs its
+CLI as a subprocess. Metadata lives in a ``superset`` database of the project's PostgreSQL; the
+config file (with SECRET_KEY and the metadata password) is written 0600 under ``$PULSE_HOME/run``.
+An existing Superset is used instead by setting PULSE_SUPERSET_URL (+ admin user/password).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from psycopg import sql
+
+from pulse.common import pg
+from pulse.common.files import write_private
+from pulse.config import REPO_ROOT
+from pulse.services.base import ManagedProcess, ServiceError, port_open
+
+SUPERSET_VENV = REPO_ROOT / ".venv-superset"
+# bump when the bootstrap (db upgrade, roles, admin) must run again, e.g. after upgrading Superset
+BOOTSTRAP_VERSION = "6.1.0-1"
+
+
+def superset_binary() -> Path:
+    path = SUPERSET_VENV / "bin" / "superset"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing: run scripts/install.sh (it creates Superset's own venv)")
+    return path
+
+
+class Superset(ManagedProcess):
+    name = "superset"
+    start_timeout = 120.0
+
+    @property
+    def managed(self) -> bool:
+        return self.settings.superset.managed
+
+    @property
+    def port(self) -> int:
+        return self.settings.superset.port
+
+    @property
+    def endpoint(self) -> str:
+        return self.settings.superset.base_url
+
+    @property
+    def config_file(self) -> Path:
+        return self.settings.run_dir / "superset_config.py"
+
+    @property
+    def metadata_uri(self) -> str:
+        cfg, pgc = self.settings.superset, self.settings.postgres
+        return (
+            f"postgresql+psycopg2://{cfg.metadata_user}:{cfg.metadata_password}@{pgc.address}:{pgc.port}/"
+            f"{cfg.metadata_database}?sslmode={pgc.sslmode}"
+        )
+
+    def superset_config(self) -> str:
+        cfg = self.settings.superset
+        cache_dir = self.data_dir / "cache"
+        values = {
+            "SECRET_KEY": cfg.secret_key,
+            "SQLALCHEMY_DATABASE_URI": self.metadata_uri,
+            # chart results cached on disk: shared by the gunicorn workers, survives restarts, warmed by deploy
+            "DATA_CACHE_CONFIG": {
+                "CACHE_TYPE": "FileSystemCache",
+                "CACHE_DIR": str(cache_dir / "data"),
+                "CACHE_DEFAULT_TIMEOUT": 86400,
+                "CACHE_THRESHOLD": 20000,
+            },
+            "CACHE_CONFIG": {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(cache_dir / "meta")},
+            "FILTER_STATE_CACHE_CONFIG": {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(cache_dir / "filter_state")},
+            "EXPLORE_FORM_DATA_CACHE_CONFIG": {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(cache_dir / "form_data")},
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "SUPERSET_WEBSERVER_PORT": cfg.port,
+            "ROW_LIMIT": 50000,
+            "SQLLAB_CTAS_NO_LIMIT": True,
+            "FEATURE_FLAGS": {"DASHBOARD_RBAC": False, "ENABLE_TEMPLATE_PROCESSING": False},
+            # no telemetry, no external fetches: the machine is offline and should stay quiet
+            "SCARF_ANALYTICS": False,
+            "WTF_CSRF_ENABLED": True,
+            "TALISMAN_ENABLED": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+        }
+        lines = ["# Written by Pulse (pulse/services/superset.py) — do not edit; holds secrets (0600)."]
+        lines += [f"{key} = {value!r}" for key, value in values.items()]  # repr of str/int/bool/dict is Python
+        return "\n".join(lines) + "\n"
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSE_", "VIRTUAL_ENV"))}
+        env.update(
+            SUPERSET_CONFIG_PATH=str(self.config_file),
+            SUPERSET_HOME=str(self.data_dir),
+            FLASK_APP="superset.app:create_app()",
+            PATH=f"{SUPERSET_VENV / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def _metadata_database(self) -> None:
+        """The ``superset`` role and database in the project's PostgreSQL (created once, password kept in sync)."""
+        cfg, pgc = self.settings.superset, self.settings.postgres
+        with pg.connect(pgc, admin=True, autocommit=True) as conn:
+            exists = conn.execute("select 1 from pg_roles where rolname = %s", (cfg.metadata_user,)).fetchone()
+            verb = "alter" if exists else "create"
+            conn.execute(
+                sql.SQL(verb + " role {} login password {}").format(
+                    sql.Identifier(cfg.metadata_user), sql.Literal(cfg.metadata_password)
+                )
+            )
+            if not conn.execute("select 1 from pg_database where datname = %s", (cfg.metadata_database,)).fetchone():
+                conn.execute(
+                    sql.SQL("create database {} owner {}").format(
+                        sql.Identifier(cfg.metadata_database), sql.Identifier(cfg.metadata_user)
+                    )
+                )
+
+    def _cli(self, *args: str, env: dict[str, str] | None = None) -> None:
+        with self.log_path.open("ab") as log:
+            done = subprocess.run(
+                [str(superset_binary()), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.data_dir,
+                env=env or self.environment(),
+                timeout=900,
+            )
+        if done.returncode:
+            raise ServiceError(f"superset {args[0]} failed (exit {done.returncode}); see {self.log_path}")
+
+    def prepare(self) -> None:
+        self.data_dir.chmod(0o700)
+        for sub in ("data", "meta", "filter_state", "form_data"):
+            (self.data_dir / "cache" / sub).mkdir(parents=True, exist_ok=True)
+        write_private(self.config_file, self.superset_config())
+        self._metadata_database()
+        stamp = self.data_dir / ".bootstrapped"
+        if not (stamp.exists() and stamp.read_text() == BOOTSTRAP_VERSION):
+            self._cli("db", "upgrade")
+            self._cli("init")
+            stamp.write_text(BOOTSTRAP_VERSION)
+        self._admin_user()
+
+    def _admin_user(self) -> None:
+        """Create the admin, or reset its password to the configured one (the config is the truth).
+        The password travels in the environment, never on a command line or in the log."""
+        cfg = self.settings.superset
+        script = (
+            "import os\n"
+            "from superset.app import create_app\n"
+            "app = create_app()\n"
+            "with app.app_context():\n"
+            "    from superset import security_manager as sm\n"
+            "    from superset.extensions import db\n"
+            "    name, pw = os.environ['PULSE_BI_ADMIN'], os.environ['PULSE_BI_PASSWORD']\n"
+            "    user = sm.find_user(username=name)\n"
+            "    if user is None:\n"
+            "        sm.add_user(name, 'Pulse', 'Admin', f'{name}@pulse.local', sm.find_role('Admin'), password=pw)\n"
+            "    else:\n"
+            "        sm.reset_password(user.id, pw)\n"
+            "    db.session.commit()\n"
+        )
+        env = self.environment() | {"PULSE_BI_ADMIN": cfg.admin_user, "PULSE_BI_PASSWORD": cfg.admin_password}
+        with self.log_path.open("ab") as log:
+            done = subprocess.run(
+                [str(SUPERSET_VENV / "bin" / "python"), "-c", script],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.data_dir,
+                env=env,
+                timeout=300,
+            )
+        if done.returncode:
+            raise ServiceError(f"creating the Superset admin failed; see {self.log_path}")
+
+    def command(self) -> list[str]:
+        cfg = self.settings.superset
+        return [
+            str(SUPERSET_VENV / "bin" / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{cfg.port}",
+            "--workers",
+            str(cfg.workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--timeout",
+            "120",
+            "--limit-request-line",
+            "0",
+            "--limit-request-field_size",
+            "0",
+            "superset.app:create_app()",
+        ]
+
+    def healthy(self) -> tuple[bool, str]:
+        if self.managed and not port_open("127.0.0.1", self.port):
+            return False, "port closed"
+        try:
+            with urllib.request.urlopen(self.endpoint + "/health", timeout=5) as resp:
+                ok = resp.read().decode().strip() == "OK"
+        except (urllib.error.URLError, OSError) as exc:
+            return False, str(exc)[:120]
+        where = f"admin '{self.settings.superset.admin_user}'"
+        if self.managed:
+            where += f", password in {self.settings.home / 'secrets' / 'superset_admin_password'}"
+        return ok, f"Superset · {where}"
