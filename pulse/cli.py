@@ -74,6 +74,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from pulse.modeling.dbt_runner import dbt_binary
     from pulse.services.objectstore import weed_binary
     from pulse.services.postgres import pg_bindir
+    from pulse.services.superset import superset_binary
 
     s = settings()
     checks: list[tuple[str, bool, str]] = []
@@ -95,6 +96,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     check("scikit-learn (stage 5)", lambda: __import__("sklearn").__version__, "pip install scikit-learn")
     check("chdb (ClickHouse engine)", lambda: __import__("chdb").__version__, "pip install chdb-core")
     check("dbt", dbt_binary, "pip install 'dbt-core~=1.10.0' 'dbt-clickhouse~=1.10.0'")
+    check("superset (own venv)", superset_binary, "bash scripts/install.sh (creates .venv-superset)")
+    check(
+        "chromium (browser tests)",
+        lambda: _existing(shutil.which("chromium"), "chromium not on PATH"),
+        "apt-get install chromium fonts-dejavu-core",
+    )
     check(
         "postgres JDBC jar (bench only)",
         lambda: _existing(s.spark.jdbc_jar, f"{s.spark.jdbc_jar} missing"),
@@ -272,6 +279,47 @@ def cmd_ml(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bi(args: argparse.Namespace) -> int:
+    """Stage 3: dashboards as code (deploy/export) and the memo on the main dashboard."""
+    from pulse import pipeline
+
+    s = settings()
+    if args.action == "export":
+        from pulse.bi import assets
+
+        changed = assets.export(s)
+        print(f"exported {len(changed)} changed asset(s) into {assets.ASSETS_DIR}" + "".join(f"\n  {p}" for p in changed))
+        return 0
+    print(f"[bi] memo and dashboards for source {args.source} -> {s.superset.base_url}")
+    result = pipeline.deploy_bi(s, args.source, warm=not args.no_warm)
+    _print_bi(s, result)
+    return 0
+
+
+def _print_bi(s: Settings, result) -> None:
+    what = f"updated {len(result.changed)} asset(s)" if result.changed else "assets unchanged"
+    print(f"  {what}; {result.warmed} chart(s) refreshed into the cache in {result.seconds:.1f}s")
+    for title, url in result.dashboards.items():
+        print(f"  {title}: {url}")
+    secret = s.home / "secrets" / "superset_admin_password"
+    where = f"password in {secret}" if s.superset.managed else "password from your configuration"
+    print(f"  log in as '{s.superset.admin_user}' ({where})")
+    if result.memo_path:
+        print(f"  memo: {result.memo_path} (and {result.memo_path.with_suffix('.html')})")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The analytical memo, computed from the marts."""
+    from pulse.bi import memo
+
+    s = settings()
+    m = memo.build(s, args.source)
+    md_path, html_path = memo.write(m, s.home / "reports" / args.source)
+    print(m.markdown(with_sql=args.sql))
+    print(f"\nwritten: {md_path}, {html_path}")
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from pulse.staging.migrate import migrate
 
@@ -288,23 +336,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.source = demo_source(args)
     args.dataset = args.out or str(_dataset_dir(s, args.source))
     args.out = args.dataset
-    print(f"[1/6] services (demo source {args.source})")
+    print(f"[1/7] services (demo source {args.source})")
     registry.up(s)
-    print("[2/6] demo dataset")
+    print("[2/7] demo dataset")
     cmd_generate(args)
-    print("[3/6] RAW layer in S3")
+    print("[3/7] RAW layer in S3")
     cmd_upload(args)
-    print("[4/6] Spark cleaning job -> Postgres staging")
+    print("[4/7] Spark cleaning job -> Postgres staging")
     if cmd_clean(args):
         return 1
-    print("[5/6] dbt: staging -> intermediate -> marts in ClickHouse (models and tests)")
+    print("[5/7] dbt: staging -> intermediate -> marts in ClickHouse (models and tests)")
     args.action, args.full_refresh, args.select = "build", False, None
     if cmd_model(args):
         return 1
     _print_kpis(s, args.source)
-    print("\n[6/6] ML: DAU and revenue forecasts (backtest), user segments, report")
+    print("\n[6/7] ML: DAU and revenue forecasts (backtest), user segments, report")
     args.action = "report"
-    return cmd_ml(args)
+    if cmd_ml(args):
+        return 1
+    from pulse import pipeline
+
+    print("\n[7/7] BI: the analytical memo and the Superset dashboards")
+    result = pipeline.deploy_bi(s, args.source)
+    print()
+    print(result.memo.markdown(with_sql=False))
+    print()
+    _print_bi(s, result)
+    return 0
 
 
 def _print_kpis(s: Settings, source: str = DEMO_SOURCE) -> None:
@@ -365,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("services", help="start/stop/inspect the local services")
     p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument("names", nargs="*", help="services (default all): s3, postgres, spark, clickhouse")
+    p.add_argument("names", nargs="*", help="services (default all): s3, postgres, spark, clickhouse, superset")
     p.set_defaults(fn=cmd_services)
 
     sub.add_parser("status", help="which service is up, on which endpoint, where its log is").set_defaults(fn=cmd_status)
@@ -429,6 +487,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--source", type=_source, default=DEMO_SOURCE, help="which source's marts to learn from")
     p.set_defaults(fn=cmd_ml)
+
+    p = sub.add_parser("bi", help="stage 3: deploy the Superset dashboards (with the memo) or export them back to superset/")
+    p.add_argument(
+        "action",
+        choices=["deploy", "export"],
+        help="deploy = import superset/ (only if something differs) and refresh every chart's cache; "
+        "export = write the live assets back into superset/ in normalised form",
+    )
+    p.add_argument("--source", type=_source, default=DEMO_SOURCE, help="whose marts the dashboards show")
+    p.add_argument("--no-warm", action="store_true", help="skip refreshing the charts' cached data")
+    p.set_defaults(fn=cmd_bi)
+
+    p = sub.add_parser("report", help="the analytical memo (3 insights, 2 hypotheses) computed from the marts")
+    p.add_argument("what", choices=["memo"])
+    p.add_argument("--source", type=_source, default=DEMO_SOURCE)
+    p.add_argument("--sql", action=argparse.BooleanOptionalAction, default=True, help="print each finding's query")
+    p.set_defaults(fn=cmd_report)
 
     sub.add_parser("migrate", help="apply pending staging SQL migrations").set_defaults(fn=cmd_migrate)
     return parser

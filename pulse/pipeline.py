@@ -31,3 +31,16 @@ def segment(settings: Settings, source: str = DEMO_SOURCE, run_id: str | None = 
     from pulse.ml.run import run_segment
 
     return run_segment(settings, source, run_id)
+
+
+def deploy_bi(settings: Settings, source: str = DEMO_SOURCE, warm: bool = True):
+    """Stage 3: compute the memo, deploy the dashboards (memo included) and refresh their cached data.
+    Returns a DeployResult (changed assets, dashboard URLs, charts warmed, the memo and where it was written)."""
+    from pulse.bi import assets, memo
+
+    m = memo.build(settings, source)
+    md_path, _ = memo.write(m, settings.home / "reports" / source)
+    dashboard_memo = m.markdown(with_sql=False) + f"\n\n_Queries behind every number: `pulse report memo --source {source}`._"
+    result = assets.deploy(settings, source, memo=dashboard_memo, warm=warm)
+    result.memo, result.memo_path = m, md_path
+    return result

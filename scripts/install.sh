@@ -4,12 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(postgresql openjdk-17-jre-headless libpostgresql-jdbc-java openssl)
+APT_PACKAGES=(postgresql openjdk-17-jre-headless libpostgresql-jdbc-java openssl chromium fonts-dejavu-core)
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # browser tests and bench of the dashboards
+[ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> apt: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -32,4 +34,25 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 else
   echo "==> pip: .venv up to date"
+fi
+
+# Superset in a venv of its own: its pins (Flask, SQLAlchemy 1.4, pandas) must not meet dbt's or pyspark's
+stamp=.venv-superset/.pulse-installed
+if [ ! -f "$stamp" ] || [ superset/requirements.txt -nt "$stamp" ]; then
+  echo "==> pip: installing Apache Superset into .venv-superset (~800 MB)"
+  [ -x .venv-superset/bin/python ] || "$PY" -m venv .venv-superset
+  .venv-superset/bin/pip install -q --upgrade pip
+  .venv-superset/bin/pip install -q -r superset/requirements.txt
+  touch "$stamp"
+else
+  echo "==> pip: .venv-superset up to date"
+fi
+
+# playwright-core drives Debian's chromium in the browser tests (it never downloads a browser)
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
+  echo "==> npm: playwright-core for the browser tests"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+  touch tests/browser/node_modules
+else
+  echo "==> npm: tests/browser up to date"
 fi

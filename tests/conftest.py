@@ -39,6 +39,7 @@ TEST_ENV = {
     "PULSE_S3_BASE_PORT": "28300",
     "PULSE_PG_PORT": "25432",
     "PULSE_CH_PORT": "28123",
+    "PULSE_SUPERSET_PORT": "28088",
     "PULSE_SPARK_SHUFFLE_PARTITIONS": "2",
     "PULSE_SPARK_DRIVER_MEMORY": "2g",
 }
@@ -104,3 +105,14 @@ def ch_bi(ch, stack_home: Settings):
     if os.environ.get("PULSE_CH_COMPAT_URL"):
         pytest.skip("no read-only user named for the real server (PULSE_CH_COMPAT_BI_URL)")
     return stack_home.clickhouse.bi_user, stack_home.clickhouse.bi_password
+
+
+@pytest.fixture(scope="session")
+def superset(stack: Settings) -> Settings:
+    """Pulse's local Superset (its own venv, metadata in the test PostgreSQL) next to the local ClickHouse."""
+    from pulse.services.clickhouse import ClickHouse
+    from pulse.services.superset import Superset
+
+    ClickHouse(stack).start()
+    Superset(stack).start()
+    return stack

@@ -87,8 +87,8 @@ def from_zip(data: bytes) -> Bundle:
     return out
 
 
-def normalise(obj: dict, path: str) -> dict:
-    """An exported object in the repo's instance-free form."""
+def normalise(obj: dict, path: str, keep_memo: bool = False) -> dict:
+    """An exported object in the repo's instance-free form (the memo, computed at deploy, kept only for comparing)."""
     obj = copy.deepcopy(obj)
     if path.startswith("databases/"):
         obj["sqlalchemy_uri"] = REPO_URI
@@ -110,7 +110,7 @@ def normalise(obj: dict, path: str) -> dict:
         for node in obj.get("position", {}).values():
             if isinstance(node, dict) and node.get("type") == "CHART":
                 node["meta"]["chartId"] = 0
-            if isinstance(node, dict) and node.get("id") == MEMO_MARKDOWN_ID:
+            if isinstance(node, dict) and node.get("id") == MEMO_MARKDOWN_ID and not keep_memo:
                 node["meta"]["code"] = MEMO_PLACEHOLDER
         for flt in obj.get("metadata", {}).get("native_filter_configuration", []):
             flt["chartsInScope"] = []
@@ -148,7 +148,7 @@ def differences(desired: Bundle, live: Bundle) -> list[str]:
             changed.append(path)
             continue
         live_path, live_obj = matched[path]
-        if not _subset(normalise(obj, path), normalise(live_obj, live_path)):
+        if not _subset(normalise(obj, path, keep_memo=True), normalise(live_obj, live_path, keep_memo=True)):
             changed.append(path)
     return changed
 
@@ -161,6 +161,8 @@ class DeployResult:
     charts: dict[str, int] = field(default_factory=dict)  # chart UUID -> id
     warmed: int = 0
     seconds: float = 0.0
+    memo: Any = None  # the pulse.bi.memo.Memo shown on the main dashboard, when deployed with one
+    memo_path: Path | None = None
 
 
 def deploy(

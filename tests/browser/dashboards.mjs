@@ -92,6 +92,7 @@ for (const slug of slugs) {
       with_filter: responses.filter((x) => JSON.stringify(x.request?.queries?.[0]?.filters || []).includes(filterValue)).length,
       errors: await chartErrors(),
     };
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: path.join(outDir, `${slug}-filtered.png`), fullPage: true });
   }
   report.dashboards[slug] = r;
