@@ -79,6 +79,10 @@ class Service(ABC):
     def start(self) -> None:  # external services are not ours to start
         pass
 
+    def notice(self) -> str | None:
+        """Something the person who started the service must see once (e.g. a generated admin password)."""
+        return None
+
     def stop(self) -> None:
         pass
 

@@ -33,6 +33,8 @@ def up(settings: Settings, names: list[str] | None = None, echo=print) -> None:
         echo(f"  starting {svc.name} ({where}) …")
         svc.start()
         echo(f"  {svc.name}: up at {svc.endpoint}")
+        if note := svc.notice():
+            echo(f"  {svc.name}: {note}")
 
 
 def down(settings: Settings, names: list[str] | None = None, echo=print) -> list[str]:

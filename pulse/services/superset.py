@@ -26,6 +26,41 @@ SUPERSET_VENV = REPO_ROOT / ".venv-superset"
 # bump when the bootstrap (db upgrade, roles, admin) must run again, e.g. after upgrading Superset
 BOOTSTRAP_VERSION = "6.1.0-1"
 
+# Superset's event log stores request payloads in its `logs` table (an asset import's `passwords`
+# field included): redact anything secret-looking before it is written.
+REDACTING_EVENT_LOGGER = """
+import json as _json
+import re as _re
+
+from superset.utils.log import DBEventLogger as _DBEventLogger
+
+_SECRET = _re.compile(r"pass|secret|token|credential|private_key|api_key", _re.I)
+
+
+def _redact(value):
+    if isinstance(value, dict):
+        return {k: ("<redacted>" if _SECRET.search(str(k)) else _redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return _json.dumps(_redact(_json.loads(value)))
+        except ValueError:
+            return value
+    return value
+
+
+class RedactingEventLogger(_DBEventLogger):
+    def log(self, *args, **kwargs):
+        kwargs["records"] = [_redact(r) for r in kwargs.get("records") or []]
+        if kwargs.get("curated_payload"):
+            kwargs["curated_payload"] = _redact(kwargs["curated_payload"])
+        super().log(*args, **kwargs)
+
+
+EVENT_LOGGER = RedactingEventLogger()
+"""
+
 
 def superset_binary() -> Path:
     path = SUPERSET_VENV / "bin" / "superset"
@@ -91,7 +126,7 @@ class Superset(ManagedProcess):
         }
         lines = ["# Written by Pulse (pulse/services/superset.py) — do not edit; holds secrets (0600)."]
         lines += [f"{key} = {value!r}" for key, value in values.items()]  # repr of str/int/bool/dict is Python
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + REDACTING_EVENT_LOGGER
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSE_", "VIRTUAL_ENV"))}
@@ -164,11 +199,18 @@ class Superset(ManagedProcess):
             "    user = sm.find_user(username=name)\n"
             "    if user is None:\n"
             "        sm.add_user(name, 'Pulse', 'Admin', f'{name}@pulse.local', sm.find_role('Admin'), password=pw)\n"
+            "        open(os.environ['PULSE_BI_CREATED'], 'w').close()\n"
             "    else:\n"
             "        sm.reset_password(user.id, pw)\n"
             "    db.session.commit()\n"
         )
-        env = self.environment() | {"PULSE_BI_ADMIN": cfg.admin_user, "PULSE_BI_PASSWORD": cfg.admin_password}
+        created = self.settings.run_dir / "superset-admin-created"
+        created.unlink(missing_ok=True)
+        env = self.environment() | {
+            "PULSE_BI_ADMIN": cfg.admin_user,
+            "PULSE_BI_PASSWORD": cfg.admin_password,
+            "PULSE_BI_CREATED": str(created),
+        }
         with self.log_path.open("ab") as log:
             done = subprocess.run(
                 [str(SUPERSET_VENV / "bin" / "python"), "-c", script],
@@ -181,6 +223,20 @@ class Superset(ManagedProcess):
             )
         if done.returncode:
             raise ServiceError(f"creating the Superset admin failed; see {self.log_path}")
+        self._created_admin = created.exists()
+        created.unlink(missing_ok=True)
+
+    def notice(self) -> str | None:
+        """The admin password, printed once: when the admin was just created (it stays in secrets/, 0600)."""
+        if not getattr(self, "_created_admin", False):
+            return None
+        self._created_admin = False
+        cfg = self.settings.superset
+        store = self.settings.home / "secrets" / "superset_admin_password"
+        generated = store.exists() and store.read_text().strip() == cfg.admin_password
+        if not generated:
+            return f"created admin '{cfg.admin_user}' with the configured password"
+        return f"created admin '{cfg.admin_user}' with password {cfg.admin_password} (shown once; kept in {store}, 0600)"
 
     def command(self) -> list[str]:
         cfg = self.settings.superset

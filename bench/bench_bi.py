@@ -1,0 +1,161 @@
+"""Stage-3 benchmark: the main dashboard in a real browser, and every chart's chart-data API call.
+
+Needs published marts for the source (bench/bench_models.py or `pulse model build --source S`):
+
+    .venv/bin/python bench/bench_bi.py --source bench1000000 --source bench10000000 [--repeats 7]
+
+Per source it deploys the dashboards on that source's marts, then measures
+  * dashboard load in Debian's chromium until every chart is drawn: cold (Superset's data cache
+    emptied before each load, fresh browser) and warm (cache filled, same browser), p50/p95;
+  * chart-data API per chart: cached (what a dashboard load asks for) and forced (runs the SQL),
+    against the baseline of the same SQL sent straight to ClickHouse, p50/p95 and the ratio;
+  * RSS of Superset (all gunicorn processes) and of the ClickHouse service.
+Goal on this 2-core machine: main dashboard fully rendered <= 3 s p95 warm at 10M events.
+At the end the dashboards are deployed back onto the demo source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import write_results
+
+from pulse import pipeline
+from pulse.bi import assets
+from pulse.bi.client import SupersetClient
+from pulse.common.clickhouse import client as ch_client
+from pulse.config import DEMO_SOURCE, REPO_ROOT, settings
+from pulse.services import registry
+from pulse.services.clickhouse import ClickHouse
+from pulse.services.superset import Superset
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def tree_rss_mb(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+def browser(s, repeats: int, slug: str = "product-analytics") -> dict:
+    env = {
+        **os.environ,
+        "SUPERSET_URL": s.superset.base_url,
+        "SUPERSET_USER": s.superset.admin_user,
+        "SUPERSET_PASSWORD": s.superset.admin_password,
+        "DASHBOARDS": slug,
+        "REPEATS": str(repeats),
+        "OUT_DIR": str(REPO_ROOT / "bench" / "results"),
+    }
+    done = subprocess.run(
+        ["node", "dashboards.mjs"], cwd=REPO_ROOT / "tests" / "browser", env=env, capture_output=True, text=True, timeout=900
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    report = json.loads(done.stdout)["dashboards"][slug]
+    if report["errors"] or report["failed_requests"]:
+        raise RuntimeError(f"dashboard errors: {report['errors'] or report['failed_requests']}")
+    return report
+
+
+def clear_data_cache(s) -> None:
+    cache = Superset(s).data_dir / "cache" / "data"
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+
+
+def bench(source: str, repeats: int) -> dict:
+    s = settings()
+    print(f"\n== source {source} ==")
+    database = s.clickhouse.marts_database(source)
+    ch = ch_client(s.clickhouse, database=database)
+    [(events,)] = ch.query("SELECT sum(active_users) FROM segments_daily").result_rows
+    t0 = time.perf_counter()
+    deployed = pipeline.deploy_bi(s, source, warm=False)
+    print(f"  deploy (memo + import): {time.perf_counter() - t0:.1f} s; {len(deployed.charts)} charts")
+    res: dict = {"source": source, "user_days": int(events)}
+
+    cold = []
+    for _ in range(max(3, repeats // 2)):
+        clear_data_cache(s)
+        cold += browser(s, 1)["render_ms"]
+    warm_report = browser(s, repeats + 1)  # the first load fills the cache and the browser's
+    warm = warm_report["render_ms"][1:]
+    res["dashboard_cold_ms"] = {"p50": pct(cold, 0.5), "p95": pct(cold, 0.95), "n": len(cold)}
+    res["dashboard_warm_ms"] = {"p50": pct(warm, 0.5), "p95": pct(warm, 0.95), "n": len(warm)}
+    res["charts_on_dashboard"] = warm_report["charts"]
+    print(
+        f"  main dashboard, {warm_report['charts']} components, all charts drawn in chromium: "
+        f"cold p50 {pct(cold, 0.5) / 1000:.2f} s p95 {pct(cold, 0.95) / 1000:.2f} s · "
+        f"warm p50 {pct(warm, 0.5) / 1000:.2f} s p95 {pct(warm, 0.95) / 1000:.2f} s (goal <= 3 s p95 warm at 10M) · "
+        f"cold/warm {pct(cold, 0.5) / pct(warm, 0.5):.1f}x"
+    )
+
+    client = SupersetClient(s.superset)
+    bundle = assets.load()
+    per_chart = {}
+    print(f"  {'chart':<22}{'cached p50':>11}{'p95':>8}{'forced p50':>12}{'p95':>8}{'direct CH p50':>15}{'forced/direct':>15}")
+    for path, obj in bundle.items():
+        if not path.startswith("charts/"):
+            continue
+        chart_id = deployed.charts[obj["uuid"]]
+        queries = client.get(f"/api/v1/chart/{chart_id}/data/", format="json", type="query")["result"]
+        sqls = [q["query"] for q in queries]
+        timings: dict[str, list[float]] = {"cached": [], "forced": [], "direct": []}
+        for _ in range(repeats):
+            for kind, call in (
+                ("forced", lambda cid=chart_id: client.chart_data(cid, force=True)),
+                ("cached", lambda cid=chart_id: client.chart_data(cid)),
+                ("direct", lambda qs=sqls: [ch.query(q) for q in qs]),
+            ):
+                t = time.perf_counter()
+                call()
+                timings[kind].append((time.perf_counter() - t) * 1000)
+        row = {k: {"p50": round(pct(v, 0.5), 1), "p95": round(pct(v, 0.95), 1)} for k, v in timings.items()}
+        row["forced_over_direct"] = round(row["forced"]["p50"] / max(row["direct"]["p50"], 0.01), 1)
+        per_chart[Path(path).stem] = row
+        print(
+            f"  {Path(path).stem:<22}{row['cached']['p50']:>9.0f}ms{row['cached']['p95']:>6.0f}ms"
+            f"{row['forced']['p50']:>10.0f}ms{row['forced']['p95']:>6.0f}ms{row['direct']['p50']:>13.1f}ms"
+            f"{row['forced_over_direct']:>14.1f}x"
+        )
+    res["charts_ms"] = per_chart
+    res["superset_rss_mb"] = round(tree_rss_mb(Superset(s).pid()))
+    res["clickhouse_rss_mb"] = round(tree_rss_mb(ClickHouse(s).pid()))
+    print(f"  RSS: Superset {res['superset_rss_mb']:,} MiB (gunicorn, all workers), ClickHouse {res['clickhouse_rss_mb']:,} MiB")
+    res["chart_api_cached_p50_ms"] = statistics.median(r["cached"]["p50"] for r in per_chart.values())
+    return res
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", action="append", help="source with published marts (repeatable)")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    s = settings()
+    registry.up(s, ["s3", "postgres", "clickhouse", "superset"], echo=lambda _m: None)
+    try:
+        write_results("bi", [bench(source, args.repeats) for source in args.source or ["bench1000000"]])
+    finally:
+        pipeline.deploy_bi(s, DEMO_SOURCE, warm=True)
+
+
+if __name__ == "__main__":
+    main()
