@@ -92,21 +92,30 @@ def bench(source: str, repeats: int) -> dict:
     print(f"  deploy (memo + import): {time.perf_counter() - t0:.1f} s; {len(deployed.charts)} charts")
     res: dict = {"source": source, "user_days": int(events)}
 
-    cold = []
+    cold: dict[str, list[float]] = {"data_ms": [], "render_ms": [], "all_drawn_ms": []}
     for _ in range(max(3, repeats // 2)):
         clear_data_cache(s)
-        cold += browser(s, 1)["render_ms"]
+        report = browser(s, 1)
+        for key in cold:
+            cold[key] += report[key]
     warm_report = browser(s, repeats + 1)  # the first load fills the cache and the browser's
-    warm = warm_report["render_ms"][1:]
-    res["dashboard_cold_ms"] = {"p50": pct(cold, 0.5), "p95": pct(cold, 0.95), "n": len(cold)}
-    res["dashboard_warm_ms"] = {"p50": pct(warm, 0.5), "p95": pct(warm, 0.95), "n": len(warm)}
+    warm = {key: warm_report[key][1:] for key in cold}
     res["charts_on_dashboard"] = warm_report["charts"]
-    print(
-        f"  main dashboard, {warm_report['charts']} components, all charts drawn in chromium: "
-        f"cold p50 {pct(cold, 0.5) / 1000:.2f} s p95 {pct(cold, 0.95) / 1000:.2f} s · "
-        f"warm p50 {pct(warm, 0.5) / 1000:.2f} s p95 {pct(warm, 0.95) / 1000:.2f} s (goal <= 3 s p95 warm at 10M) · "
-        f"cold/warm {pct(cold, 0.5) / pct(warm, 0.5):.1f}x"
-    )
+    labels = {
+        "data_ms": "every chart's data in",
+        "render_ms": "data in + first screen drawn",
+        "all_drawn_ms": "all charts drawn (scrolled through)",
+    }
+    print(f"  main dashboard ({warm_report['charts']} charts) in chromium, seconds from navigation:")
+    for key, label in labels.items():
+        c, w = cold[key], warm[key]
+        res[f"cold_{key}"] = {"p50": pct(c, 0.5), "p95": pct(c, 0.95), "n": len(c)}
+        res[f"warm_{key}"] = {"p50": pct(w, 0.5), "p95": pct(w, 0.95), "n": len(w)}
+        print(
+            f"    {label:<36} cold p50 {pct(c, 0.5) / 1000:5.2f} p95 {pct(c, 0.95) / 1000:5.2f} · "
+            f"warm p50 {pct(w, 0.5) / 1000:5.2f} p95 {pct(w, 0.95) / 1000:5.2f} · cold/warm {pct(c, 0.5) / pct(w, 0.5):.2f}x"
+        )
+    print("    (goal: fully rendered <= 3 s p95 warm at 10M events; the browser shares the 2 cores with the services)")
 
     client = SupersetClient(s.superset)
     bundle = assets.load()

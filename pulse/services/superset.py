@@ -122,6 +122,24 @@ class Superset(ManagedProcess):
             "SCARF_ANALYTICS": False,
             "WTF_CSRF_ENABLED": True,
             "TALISMAN_ENABLED": True,
+            # same-origin only: no telemetry pixel (the frontend's scarf.sh beacon), no web fonts, no map tiles
+            "TALISMAN_CONFIG": {
+                "content_security_policy": {
+                    "base-uri": ["'self'"],
+                    "default-src": ["'self'"],
+                    "img-src": ["'self'", "blob:", "data:"],
+                    "worker-src": ["'self'", "blob:"],
+                    "connect-src": ["'self'"],
+                    "object-src": "'none'",
+                    "style-src": ["'self'", "'unsafe-inline'"],
+                    "font-src": ["'self'", "data:"],
+                    "script-src": ["'self'", "'strict-dynamic'"],
+                },
+                "content_security_policy_nonce_in": ["script-src"],
+                "force_https": False,
+                "session_cookie_secure": False,
+            },
+            "CONTENT_SECURITY_POLICY_WARNING": False,
             "SESSION_COOKIE_SAMESITE": "Lax",
         }
         lines = ["# Written by Pulse (pulse/services/superset.py) — do not edit; holds secrets (0600)."]

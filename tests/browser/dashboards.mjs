@@ -25,31 +25,72 @@ const report = { dashboards: {} };
 
 // chart-data responses by chart id, in arrival order
 let responses = [];
-page.on('response', async (resp) => {
+page.on('response', (resp) => {
   if (!resp.url().includes('/api/v1/chart/data')) return;
-  let body = null, req = null;
+  let req = null;
   try { req = JSON.parse(resp.request().postData() || '{}'); } catch { req = {}; }
-  try { body = await resp.json(); } catch { body = null; }
-  responses.push({ status: resp.status(), sliceId: req?.form_data?.slice_id, request: req, body });
+  // a dashboard's own chart loads carry form_data={"slice_id": N} in the URL; filter-option queries do not
+  let urlSlice = null;
+  try { urlSlice = JSON.parse(new URL(resp.url()).searchParams.get('form_data') || '{}').slice_id ?? null; } catch { urlSlice = null; }
+  // recorded on arrival (timing); the body is read later, only where it is compared
+  responses.push({ at: Date.now(), status: resp.status(), sliceId: urlSlice ?? req?.form_data?.slice_id, request: req, body: resp.json().catch(() => null) });
 });
+
+async function dataBySlice() {
+  const out = {};
+  for (const x of responses.filter((r) => r.sliceId)) out[x.sliceId] = JSON.stringify((await x.body)?.result?.map((q) => q.data));
+  return out;
+}
 
 await page.goto(`${base}/login/`);
 await page.fill('[data-test="username-input"]', process.env.SUPERSET_USER);
 await page.fill('[data-test="password-input"]', process.env.SUPERSET_PASSWORD);
 await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.keyboard.press('Enter')]);
 
-async function rendered(expectCharts) {
-  // every chart holder has drawn something (canvas, svg, table, big number) and nothing is loading
+// A chart holder counts as drawn when its visualisation is there (canvas, svg, table, markdown) or it
+// shows an error; a title alone is not enough.
+// (defined in the page by an init script: CDP-injected, so the dashboard's CSP does not block it;
+// the memo's Markdown holder counts once it has text)
+await context.addInitScript(() => {
+  window.__pulseDrawn = (h) => !!h.querySelector('canvas, svg, table, [data-test="error-message"], .ant-alert')
+    || (!!h.closest('.dashboard-markdown') && h.innerText.trim().length > 0);
+  window.__pulseInView = (h) => { const r = h.getBoundingClientRect(); return r.bottom > 0 && r.top < window.innerHeight; };
+});
+
+function chartDataLoaded() {  // distinct charts whose first data request of this page load has answered
+  return new Set(responses.filter((x) => x.sliceId && x.status < 400).map((x) => x.sliceId)).size;
+}
+
+async function rendered(expectHolders, expectCharts) {
+  // every chart's data has arrived, and every chart in the viewport is drawn (Superset draws charts
+  // below the fold when they scroll into view: DASHBOARD_VIRTUALIZATION)
+  const deadline = Date.now() + 120000;
+  while (chartDataLoaded() < expectCharts) {
+    if (Date.now() > deadline) throw new Error(`only ${chartDataLoaded()} of ${expectCharts} charts got data`);
+    await page.waitForTimeout(25);
+  }
   await page.waitForFunction((n) => {
     const holders = [...document.querySelectorAll('.dashboard-component-chart-holder')];
     if (holders.length < n) return false;
-    if (document.querySelector('.dashboard-component-chart-holder [data-test="loading-indicator"], .dashboard-component-chart-holder .loading')) return false;
-    return holders.every((h) => h.querySelector('canvas, svg, table, .header-line, [data-test="error-message"], .alert, .ant-alert') || h.innerText.trim().length > 0);
-  }, expectCharts, { timeout: 120000, polling: 50 });
+    if (document.querySelector('.dashboard-component-chart-holder [data-test="loading-indicator"]')) return false;
+    return holders.filter(window.__pulseInView).every(window.__pulseDrawn);
+  }, expectHolders, { timeout: 120000, polling: 25 });
 }
 
-async function settle(expectCharts) {
-  await rendered(expectCharts);
+async function allDrawn() {
+  // scroll through the dashboard as a reader would, until every chart holder has drawn
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  for (let y = 0; y < height; y += 800) {
+    await page.evaluate((yy) => window.scrollTo(0, yy), y);
+    await page.waitForFunction(() => [...document.querySelectorAll('.dashboard-component-chart-holder')]
+      .filter(window.__pulseInView).every(window.__pulseDrawn), null, { timeout: 60000, polling: 25 });
+  }
+  await page.evaluate(() => window.scrollTo(0, 0));
+  return page.$$eval('.dashboard-component-chart-holder', (hs) => hs.filter((h) => !window.__pulseDrawn(h)).length);
+}
+
+async function settle(expectHolders, expectCharts) {
+  await rendered(expectHolders, expectCharts);
   await page.waitForLoadState('networkidle');
 }
 
@@ -60,22 +101,30 @@ async function chartErrors() {
 }
 
 for (const slug of slugs) {
-  const r = { loads_ms: [], render_ms: [], errors: [], charts: 0 };
+  const r = { loads_ms: [], data_ms: [], render_ms: [], all_drawn_ms: [], errors: [], charts: 0 };
+  // how many charts the dashboard has, from Superset itself (the page shows more holders: markdown)
+  const charts = (await (await page.request.get(`${base}/api/v1/dashboard/${slug}/charts`)).json()).result.length;
   for (let i = 0; i < repeats; i++) {
     responses = [];
     const t0 = Date.now();
     await page.goto(`${base}/superset/dashboard/${slug}/?standalone=0`);
     await page.waitForSelector('.dashboard-component-chart-holder', { timeout: 60000 });
     const holders = await page.$$eval('.dashboard-component-chart-holder', (hs) => hs.length);
-    await rendered(holders);
-    r.render_ms.push(Date.now() - t0);  // every chart drawn: what a person waits for
+    await rendered(holders, charts);
+    r.render_ms.push(Date.now() - t0);  // all data in, everything on screen drawn: what a person waits for
+    r.data_ms.push(Math.max(...responses.filter((x) => x.sliceId).map((x) => x.at)) - t0);  // last chart's data arrived
+    const undrawn = await allDrawn();
+    r.all_drawn_ms.push(Date.now() - t0);  // … and every chart below the fold drawn after scrolling through
+    if (undrawn) throw new Error(`${undrawn} chart(s) never drew on ${slug}`);
     await page.waitForLoadState('networkidle');
     r.loads_ms.push(Date.now() - t0);
-    r.charts = holders;
+    r.charts = charts;
   }
   r.errors = await chartErrors();
-  r.failed_requests = responses.filter((x) => x.status >= 400).map((x) => ({ slice: x.sliceId, status: x.status, body: JSON.stringify(x.body).slice(0, 300) }));
-  const before = Object.fromEntries(responses.filter((x) => x.sliceId).map((x) => [x.sliceId, JSON.stringify(x.body?.result?.map((q) => q.data))]));
+  r.failed_requests = await Promise.all(responses.filter((x) => x.status >= 400)
+    .map(async (x) => ({ slice: x.sliceId, status: x.status, body: JSON.stringify(await x.body).slice(0, 300) })));
+  const before = await dataBySlice();
+  await allDrawn();
   await page.screenshot({ path: path.join(outDir, `${slug}.png`), fullPage: true });
   r.screenshot = path.join(outDir, `${slug}.png`);
 
@@ -88,8 +137,9 @@ for (const slug of slugs) {
     await page.click('[data-test="filter-bar__apply-button"]');
     await page.waitForTimeout(500);
     const holders = await page.$$eval('.dashboard-component-chart-holder', (hs) => hs.length);
-    await settle(holders);
-    const after = Object.fromEntries(responses.filter((x) => x.sliceId).map((x) => [x.sliceId, JSON.stringify(x.body?.result?.map((q) => q.data))]));
+    await settle(holders, r.charts);
+    await allDrawn();
+    const after = await dataBySlice();
     r.filter = {
       value: filterValue,
       requested: Object.keys(after).length,
