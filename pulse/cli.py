@@ -71,6 +71,7 @@ def _existing(path: str | None, problem: str) -> str:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Service status plus the prerequisites a fresh machine may lack, each with its fix."""
+    from pulse.jvm import check_kafka_broker, check_spark_extras
     from pulse.modeling.dbt_runner import dbt_binary
     from pulse.services.objectstore import weed_binary
     from pulse.services.postgres import pg_bindir
@@ -97,6 +98,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     check("chdb (ClickHouse engine)", lambda: __import__("chdb").__version__, "pip install chdb-core")
     check("dbt", dbt_binary, "pip install 'dbt-core~=1.10.0' 'dbt-clickhouse~=1.10.0'")
     check("superset (own venv)", superset_binary, "bash scripts/install.sh (creates .venv-superset)")
+    check("maven (JVM jars at install)", lambda: _existing(shutil.which("mvn"), "mvn not on PATH"), "apt-get install maven")
+    check("spark jars (S3A, Kafka)", check_spark_extras, "bash scripts/install.sh (mvn resolves jvm/spark/pom.xml)")
+    check("kafka broker jars", check_kafka_broker, "bash scripts/install.sh (mvn resolves jvm/kafka/pom.xml)")
     check(
         "chromium (browser tests)",
         lambda: _existing(shutil.which("chromium"), "chromium not on PATH"),
@@ -423,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("services", help="start/stop/inspect the local services")
     p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument("names", nargs="*", help="services (default all): s3, postgres, spark, clickhouse, superset")
+    p.add_argument("names", nargs="*", help="services (default all): s3, postgres, spark, clickhouse, superset, kafka")
     p.set_defaults(fn=cmd_services)
 
     sub.add_parser("status", help="which service is up, on which endpoint, where its log is").set_defaults(fn=cmd_status)

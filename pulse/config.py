@@ -206,6 +206,37 @@ class SupersetConfig:
 
 
 @dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap: str | None  # None -> the managed local broker (KRaft, single node)
+    port: int  # SASL listener clients use
+    controller_port: int  # KRaft controller listener (loopback, SASL too)
+    user: str  # the client login (producer, streaming job, status)
+    password: str
+    broker_password: str  # the broker's own login (inter-broker and controller)
+    mechanism: str  # PLAIN locally; SCRAM-SHA-256/512 for an external cluster that uses it
+    security_protocol: str  # SASL_PLAINTEXT on loopback; SASL_SSL for an external cluster
+    heap: str
+
+    @property
+    def managed(self) -> bool:
+        return self.bootstrap is None
+
+    @property
+    def servers(self) -> str:
+        return self.bootstrap or f"127.0.0.1:{self.port}"
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka / confluent-kafka settings for a client of this cluster."""
+        return {
+            "bootstrap.servers": self.servers,
+            "security.protocol": self.security_protocol,
+            "sasl.mechanism": self.mechanism,
+            "sasl.username": self.user,
+            "sasl.password": self.password,
+        }
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     s3: S3Config
@@ -214,6 +245,7 @@ class Settings:
     clickhouse: ClickHouseConfig
     pipeline: PipelineConfig
     superset: SupersetConfig
+    kafka: KafkaConfig
 
     @property
     def logs_dir(self) -> Path:
@@ -235,7 +267,7 @@ class Settings:
 def load_settings() -> Settings:
     table = _toml()
     s3, pg, spark, ch = _Source("s3", table), _Source("pg", table), _Source("spark", table), _Source("ch", table)
-    pipeline, bi = _Source("pipeline", table), _Source("superset", table)
+    pipeline, bi, kafka = _Source("pipeline", table), _Source("superset", table), _Source("kafka", table)
     home = Path(os.environ.get("PULSE_HOME", table.get("home", REPO_ROOT / ".pulse"))).resolve()
     return Settings(
         home=home,
@@ -292,6 +324,17 @@ def load_settings() -> Settings:
             metadata_user=bi.get("metadata_user", "superset"),  # type: ignore[arg-type]
             metadata_password=bi.secret("metadata_password", home),
             workers=bi.int("workers", 2),
+        ),
+        kafka=KafkaConfig(
+            bootstrap=kafka.get("bootstrap", None),
+            port=kafka.int("port", 19092),
+            controller_port=kafka.int("controller_port", 19093),
+            user=kafka.get("user", "pulse"),  # type: ignore[arg-type]
+            password=kafka.secret("password", home),
+            broker_password=kafka.secret("broker_password", home),
+            mechanism=kafka.get("mechanism", "PLAIN"),  # type: ignore[arg-type]
+            security_protocol=kafka.get("security_protocol", "SASL_PLAINTEXT"),  # type: ignore[arg-type]
+            heap=kafka.get("heap", "512m"),  # type: ignore[arg-type]
         ),
     )
 

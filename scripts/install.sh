@@ -36,6 +36,22 @@ else
   echo "==> pip: .venv up to date"
 fi
 
+# JVM jars from Maven Central, one classpath per folder of jvm/ (Spark's connectors, the Kafka broker):
+# resolved now, so nothing is downloaded when a job or the broker starts
+command -v mvn >/dev/null 2>&1 || { echo "mvn missing: apt-get install maven"; exit 1; }
+for pom in jvm/*/pom.xml; do
+  name=$(basename "$(dirname "$pom")")
+  stamp=".jvm/.$name-resolved"
+  if [ ! -f "$stamp" ] || [ "$pom" -nt "$stamp" ]; then
+    echo "==> mvn: resolving the $name classpath into .jvm/$name"
+    rm -rf ".jvm/$name"
+    mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$PWD/.jvm/$name"
+    touch "$stamp"
+  else
+    echo "==> mvn: .jvm/$name up to date"
+  fi
+done
+
 # Superset in a venv of its own: its pins (Flask, SQLAlchemy 1.4, pandas) must not meet dbt's or pyspark's
 stamp=.venv-superset/.pulse-installed
 if [ ! -f "$stamp" ] || [ superset/requirements.txt -nt "$stamp" ]; then

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pulse.config import Settings
+from pulse.jvm import SPARK as SPARK_JARS
 
 LOG4J = Path(__file__).with_name("log4j2.properties")
 
@@ -38,10 +39,40 @@ def session(settings: Settings, app: str, extra_conf: dict[str, str] | None = No
         # cached rows are short-lived; building compressed column batches cost more than the memory saved
         .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
     )
+    # Maven-resolved connectors (S3A, Kafka) from .jvm/spark, plus the Postgres JDBC driver: passed as
+    # files, so a cluster's executors get them from the driver and nothing is downloaded at job start
+    jars = [str(p) for p in SPARK_JARS.jars()]
     if Path(cfg.jdbc_jar).exists():
-        builder = builder.config("spark.jars", cfg.jdbc_jar)
+        jars.append(cfg.jdbc_jar)
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    use_s3a(spark, settings)
     return spark
+
+
+def use_s3a(spark, settings: Settings) -> None:
+    """Point Spark's S3A connector at these settings' S3 (also on a session that already exists)."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in s3a_conf(settings).items():
+        hadoop.set(key.removeprefix("spark.hadoop."), value)
+
+
+def s3a_conf(settings: Settings) -> dict[str, str]:
+    """Spark's own S3 connector (hadoop-aws) on the configured endpoint: path-style, keys from the
+    config (Spark redacts them in its UI and event logs; they never go into URLs)."""
+    s3 = settings.s3
+    return {
+        "spark.hadoop.fs.s3a.endpoint": s3.url,
+        "spark.hadoop.fs.s3a.endpoint.region": s3.region,
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": str(s3.url.startswith("https")).lower(),
+        "spark.hadoop.fs.s3a.access.key": s3.access_key,
+        "spark.hadoop.fs.s3a.secret.key": s3.secret_key,
+        "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        "spark.hadoop.fs.s3a.change.detection.mode": "none",  # RAW objects are immutable (manifests carry sha256)
+    }

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pulse.config import Settings
 from pulse.services.base import ManagedProcess, Service, ServiceStatus
 from pulse.services.clickhouse import ClickHouse
+from pulse.services.kafka import Kafka
 from pulse.services.objectstore import ObjectStore
 from pulse.services.postgres import Postgres
 from pulse.services.spark import Spark
 from pulse.services.superset import Superset
 
-SERVICE_TYPES: list[type[Service]] = [ObjectStore, Postgres, Spark, ClickHouse, Superset]
+SERVICE_TYPES: list[type[Service]] = [ObjectStore, Postgres, Spark, ClickHouse, Superset, Kafka]
 
 
 def all_services(settings: Settings) -> list[Service]:
