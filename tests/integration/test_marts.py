@@ -395,11 +395,14 @@ def test_secrets_stay_out_of_artefacts_and_logs(marts):
         stack.superset.admin_password,
         stack.superset.secret_key,
         stack.superset.metadata_password,
+        stack.kafka.password,
+        stack.kafka.broker_password,
     }
     home = stack.home
     meant = {  # the secret stores, and the ClickHouse engine's named collection made from run/clickhouse.json
         home / "run" / "clickhouse.json",
         home / "run" / "superset_config.py",  # SECRET_KEY and the metadata database's password
+        home / "run" / "kafka.properties",  # the SASL logins of the broker
         *(home / "secrets").iterdir(),
         *(home / "data" / "clickhouse").rglob("named_collections/*"),
     }
