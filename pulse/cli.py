@@ -303,6 +303,8 @@ def cmd_bi(args: argparse.Namespace) -> int:
 def _print_bi(s: Settings, result) -> None:
     what = f"updated {len(result.changed)} asset(s)" if result.changed else "assets unchanged"
     print(f"  {what}; {result.warmed} chart(s) refreshed into the cache in {result.seconds:.1f}s")
+    for name, error in result.failed.items():
+        print(f"  !! chart '{name}' failed: {error}")
     for title, url in result.dashboards.items():
         print(f"  {title}: {url}")
     secret = s.home / "secrets" / "superset_admin_password"

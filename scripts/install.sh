@@ -44,8 +44,11 @@ for pom in jvm/*/pom.xml; do
   stamp=".jvm/.$name-resolved"
   if [ ! -f "$stamp" ] || [ "$pom" -nt "$stamp" ]; then
     echo "==> mvn: resolving the $name classpath into .jvm/$name"
-    rm -rf ".jvm/$name"
-    mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$PWD/.jvm/$name"
+    rm -rf ".jvm/$name"; mkdir -p .jvm
+    if ! mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$PWD/.jvm/$name" \
+         > ".jvm/$name-mvn.log" 2>&1; then
+      cat ".jvm/$name-mvn.log"; echo "mvn could not resolve $pom (see above)"; exit 1
+    fi
     touch "$stamp"
   else
     echo "==> mvn: .jvm/$name up to date"

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from pulse.bi.client import SupersetClient
+from pulse.bi.client import SupersetClient, SupersetError
 from pulse.config import DEMO_SOURCE, REPO_ROOT, Settings
 
 ASSETS_DIR = REPO_ROOT / "superset"
@@ -160,6 +160,7 @@ class DeployResult:
     dashboards: dict[str, str] = field(default_factory=dict)  # title -> URL
     charts: dict[str, int] = field(default_factory=dict)  # chart UUID -> id
     warmed: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # chart name -> error of its query
     seconds: float = 0.0
     memo: Any = None  # the pulse.bi.memo.Memo shown on the main dashboard, when deployed with one
     memo_path: Path | None = None
@@ -189,9 +190,13 @@ def deploy(
         if path.startswith("dashboards/"):
             result.dashboards[obj["dashboard_title"]] = f"{settings.superset.base_url}/superset/dashboard/{obj['slug']}/"
     if warm:
-        for chart_id in result.charts.values():
-            client.chart_data(chart_id, force=True)  # runs the query and stores it in the data cache
-            result.warmed += 1
+        names = {str(obj["uuid"]): obj["slice_name"] for path, obj in desired.items() if path.startswith("charts/")}
+        for uuid, chart_id in result.charts.items():
+            try:
+                client.chart_data(chart_id, force=True)  # runs the query and stores it in the data cache
+                result.warmed += 1
+            except SupersetError as exc:  # e.g. the ML dashboard before any ML run: report, keep going
+                result.failed[names[uuid]] = str(exc)[:300]
     result.seconds = time.monotonic() - started
     return result
 

@@ -125,6 +125,7 @@ for (const slug of slugs) {
     .map(async (x) => ({ slice: x.sliceId, status: x.status, body: JSON.stringify(await x.body).slice(0, 300) })));
   const before = await dataBySlice();
   await allDrawn();
+  await page.waitForTimeout(1500);  // let ECharts finish its drawing animation before the picture
   await page.screenshot({ path: path.join(outDir, `${slug}.png`), fullPage: true });
   r.screenshot = path.join(outDir, `${slug}.png`);
 
@@ -149,6 +150,7 @@ for (const slug of slugs) {
       errors: await chartErrors(),
     };
     await page.evaluate(() => window.scrollTo(0, 0));
+    await page.waitForTimeout(1500);
     await page.screenshot({ path: path.join(outDir, `${slug}-filtered.png`), fullPage: true });
   }
   report.dashboards[slug] = r;

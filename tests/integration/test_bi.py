@@ -49,7 +49,10 @@ def load_source(stack, spark, tmp: Path, source: str, params: GenParams) -> None
 def bi(superset, spark, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bi")
     load_source(superset, spark, tmp, SOURCE, GenParams(n_events=120_000, days=120, end_date=date(2026, 10, 31), seed=11))
+    pipeline.forecast(superset, SOURCE)  # the ML dashboard reads the ML stage's tables
+    pipeline.segment(superset, SOURCE)
     deployed = pipeline.deploy_bi(superset, SOURCE)
+    assert deployed.failed == {}, deployed.failed
     client = SupersetClient(superset.superset)
     return superset, deployed, client
 
@@ -142,7 +145,7 @@ def test_superset_reads_clickhouse_as_the_read_only_role(bi):
 
 def test_deploy_is_idempotent_and_a_changed_yaml_updates_the_chart(bi, tmp_path):
     stack, deployed, client = bi
-    assert set(deployed.dashboards) == {"Product analytics", "Data quality"}
+    assert set(deployed.dashboards) == {"Product analytics", "Data quality", "ML & forecasts"}
     again = assets.deploy(stack, SOURCE, memo=deployed_memo(deployed), warm=False)
     assert again.changed == []  # nothing to import the second time
     edited = tmp_path / "superset"
@@ -363,6 +366,62 @@ def test_data_quality_charts_equal_the_stage1_audit(bi):
     assert 0 <= hours <= 1
 
 
+def test_ml_charts_equal_the_ml_tables(bi):
+    stack, deployed, client = bi
+    chosen = dict(marts_frame(stack, "SELECT metric, model FROM ml_model_metrics_latest WHERE is_chosen AND horizon = 1").values)
+    forecasts = marts_frame(
+        stack, "SELECT metric, model, target_date, yhat, yhat_lower, yhat_upper FROM ml_forecasts_latest "
+        "WHERE NOT is_backtest OR horizon = 1"
+    )
+    forecasts["target_date"] = pd.to_datetime(forecasts.target_date).dt.date
+    actual = {
+        "dau": marts_frame(stack, "SELECT metric_date AS day, toFloat64(dau) AS v FROM user_daily_metrics WHERE is_complete"),
+        "revenue": marts_frame(
+            stack, "SELECT revenue_date AS day, toFloat64(revenue_usd) AS v FROM revenue_daily WHERE is_complete"
+        ),
+    }
+    for metric, forecast_chart, backtest_chart in (
+        ("dau", "forecast_dau", "backtest_dau"),
+        ("revenue", "forecast_revenue", "backtest_revenue"),
+    ):
+        mine = forecasts[(forecasts.metric == metric) & (forecasts.model == chosen[metric])].set_index("target_date").sort_index()
+        a = chart_rows(client, deployed, forecast_chart, 0)
+        a["day"] = a.day.map(ms_to_date)
+        a = a.set_index("day").sort_index()
+        got = a.forecast.dropna()
+        assert list(got.index) == list(mine.index) and close(got, mine.yhat), metric
+        truth = actual[metric].assign(day=lambda f: pd.to_datetime(f.day).dt.date).set_index("day").v
+        shown = a.actual.dropna()
+        assert set(shown.index) <= set(truth.index) and close(shown, truth.loc[shown.index]), metric
+        assert shown.index.min() <= mine.index.min()  # actuals start before the first backtest forecast
+        b = chart_rows(client, deployed, forecast_chart, 1)
+        b["day"] = b.day.map(ms_to_date)
+        b = b.set_index("day").sort_index().dropna(subset=["lower"])
+        assert close(b.lower, mine.yhat_lower.loc[b.index]) and close(b.upper, mine.yhat_upper.loc[b.index]), metric
+        errors = marts_frame(stack, f"SELECT model, horizon, mase FROM ml_model_metrics_latest WHERE metric = '{metric}'")
+        rows = chart_rows(client, deployed, backtest_chart)
+        assert {(r.model, r.horizon): round(r.mase, 9) for r in rows.itertuples()} == {
+            (r.model, r.horizon): round(r.mase, 9) for r in errors.itertuples()
+        }
+    segments = marts_frame(
+        stack, "SELECT segment, recency_days, active_days_30, sessions_90, revenue_usd, tenure_days FROM user_segments_latest"
+    )
+    rows = chart_rows(client, deployed, "segment_distribution").set_index("segment").users
+    assert rows.to_dict() == segments.groupby("segment").size().to_dict()
+    table = chart_rows(client, deployed, "segment_profiles_table").set_index("segment").sort_index()
+    expected = segments.groupby("segment").agg(
+        users=("segment", "size"), revenue=("revenue_usd", "sum"), avg_revenue=("revenue_usd", "mean"),
+        avg_recency_days=("recency_days", "mean"), avg_tenure_days=("tenure_days", "mean"),
+    ).sort_index()
+    for col in expected.columns:
+        assert close(table[col], expected[col], rel=1e-6), col
+    runs = marts_frame(
+        stack, "SELECT trained_at, segment, sum(users) AS users FROM segment_profiles GROUP BY trained_at, segment"
+    )
+    rows = chart_rows(client, deployed, "segment_sizes_over_runs")
+    assert sorted(rows.users) == sorted(runs.users) and len(rows) == len(runs)
+
+
 def test_every_chart_has_a_numeric_check_here():
     """A chart added to superset/ needs its check in this module (by its file name, quoted)."""
     text = Path(__file__).read_text()
@@ -381,7 +440,7 @@ def test_dashboards_render_without_errors_and_respond_to_filters_in_a_browser(bi
         "SUPERSET_URL": stack.superset.base_url,
         "SUPERSET_USER": stack.superset.admin_user,
         "SUPERSET_PASSWORD": stack.superset.admin_password,
-        "DASHBOARDS": "product-analytics,data-quality",
+        "DASHBOARDS": "product-analytics,data-quality,ml-forecasts",
         "FILTER_VALUE": "ios",
         "OUT_DIR": str(ARTEFACTS),
     }
@@ -390,7 +449,8 @@ def test_dashboards_render_without_errors_and_respond_to_filters_in_a_browser(bi
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)["dashboards"]
-    main, dq = report["product-analytics"], report["data-quality"]
+    main, dq, ml = report["product-analytics"], report["data-quality"], report["ml-forecasts"]
+    assert ml["errors"] == [] and ml["failed_requests"] == [] and ml["charts"] == 7
     n_main = sum(1 for p in assets.load()["dashboards/Product_analytics.yaml"]["position"].values()
                  if isinstance(p, dict) and p.get("type") == "CHART")
     assert main["errors"] == [] and main["failed_requests"] == [] and dq["errors"] == [] and dq["failed_requests"] == []
@@ -400,7 +460,7 @@ def test_dashboards_render_without_errors_and_respond_to_filters_in_a_browser(bi
     assert main["filter"]["with_filter"] == n_main
     assert main["filter"]["changed"] == n_main, main["filter"]["unchanged"]
     assert main["filter"]["errors"] == []
-    for name in ("product-analytics.png", "product-analytics-filtered.png", "data-quality.png"):
+    for name in ("product-analytics.png", "product-analytics-filtered.png", "data-quality.png", "ml-forecasts.png"):
         assert (ARTEFACTS / name).stat().st_size > 50_000
 
 
