@@ -11,6 +11,7 @@ config stays the truth. An external cluster (MSK, Confluent, Redpanda) by PULSE_
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from pulse.jvm import KAFKA
 from pulse.services.base import ManagedProcess, ServiceError, port_open
 
 INTERNAL_TOPIC_PREFIX = "__"
+LOG = logging.getLogger("pulse.kafka")
 
 
 def _jaas(login: str, password: str, users: dict[str, str]) -> str:
@@ -149,7 +151,8 @@ class Kafka(ManagedProcess):
     def admin(self, timeout: float = 5.0):
         from confluent_kafka.admin import AdminClient
 
-        return AdminClient({**self.settings.kafka.client_config(), "socket.timeout.ms": int(timeout * 1000)})
+        # librdkafka's own log lines go to Python logging, not straight onto the user's terminal
+        return AdminClient({**self.settings.kafka.client_config(), "socket.timeout.ms": int(timeout * 1000)}, logger=LOG)
 
     def healthy(self) -> tuple[bool, str]:
         cfg = self.settings.kafka
@@ -173,7 +176,8 @@ class Kafka(ManagedProcess):
                 return ""
             parts = []
             probe = Consumer(
-                {**self.settings.kafka.client_config(), "group.id": "pulse-status-probe", "enable.auto.commit": False}
+                {**self.settings.kafka.client_config(), "group.id": "pulse-status-probe", "enable.auto.commit": False},
+                logger=LOG,
             )
             try:
                 from confluent_kafka import ConsumerGroupTopicPartitions
