@@ -91,6 +91,9 @@ def staging(stack) -> tuple[pd.DataFrame, date]:
 
 
 def close(a: pd.Series, b: pd.Series, rel: float = 1e-9) -> bool:
+    a, b = a.copy(), b.copy()
+    if not isinstance(a.index, pd.MultiIndex):  # LowCardinality columns come back categorical
+        a.index, b.index = a.index.astype(str), b.index.astype(str)
     return bool(((a.astype(float) - b.astype(float)).abs() <= rel * b.astype(float).abs().clip(lower=1)).all())
 
 
