@@ -93,9 +93,7 @@ class Kafka(ManagedProcess):
         }
 
     def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
-        env["KAFKA_HEAP_OPTS"] = f"-Xms256m -Xmx{self.settings.kafka.heap}"
-        return env
+        return {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}  # no secrets for the JVM
 
     def _java(self, main: str, *args: str) -> list[str]:
         java = shutil.which("java")

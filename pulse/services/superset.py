@@ -175,19 +175,23 @@ class Superset(ManagedProcess):
                     )
                 )
 
-    def _cli(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def _run(self, cmd: list[str], what: str, env: dict[str, str] | None = None, timeout: float = 900) -> None:
+        """A one-off command in Superset's venv, output into the service log."""
         with self.log_path.open("ab") as log:
             done = subprocess.run(
-                [str(superset_binary()), *args],
+                cmd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.data_dir,
                 env=env or self.environment(),
-                timeout=900,
+                timeout=timeout,
             )
         if done.returncode:
-            raise ServiceError(f"superset {args[0]} failed (exit {done.returncode}); see {self.log_path}")
+            raise ServiceError(f"{what} failed (exit {done.returncode}); see {self.log_path}")
+
+    def _cli(self, *args: str) -> None:
+        self._run([str(superset_binary()), *args], f"superset {args[0]}")
 
     def prepare(self) -> None:
         self.data_dir.chmod(0o700)
@@ -229,18 +233,7 @@ class Superset(ManagedProcess):
             "PULSE_BI_PASSWORD": cfg.admin_password,
             "PULSE_BI_CREATED": str(created),
         }
-        with self.log_path.open("ab") as log:
-            done = subprocess.run(
-                [str(SUPERSET_VENV / "bin" / "python"), "-c", script],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.data_dir,
-                env=env,
-                timeout=300,
-            )
-        if done.returncode:
-            raise ServiceError(f"creating the Superset admin failed; see {self.log_path}")
+        self._run([str(SUPERSET_VENV / "bin" / "python"), "-c", script], "creating the Superset admin", env=env, timeout=300)
         self._created_admin = created.exists()
         created.unlink(missing_ok=True)
 
