@@ -26,8 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import write_results
@@ -36,6 +34,7 @@ from pulse import pipeline
 from pulse.bi import assets
 from pulse.bi.client import SupersetClient
 from pulse.common.clickhouse import client as ch_client
+from pulse.common.progress import tree_rss_mb
 from pulse.config import DEMO_SOURCE, REPO_ROOT, settings
 from pulse.services import registry
 from pulse.services.clickhouse import ClickHouse
@@ -45,13 +44,6 @@ from pulse.services.superset import Superset
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
-
-
-def tree_rss_mb(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
-    proc = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
 
 
 def browser(s, repeats: int, slug: str = "product-analytics") -> dict:
@@ -146,8 +138,9 @@ def bench(source: str, repeats: int) -> dict:
             f"{row['forced_over_direct']:>14.1f}x"
         )
     res["charts_ms"] = per_chart
-    res["superset_rss_mb"] = round(tree_rss_mb(Superset(s).pid()))
-    res["clickhouse_rss_mb"] = round(tree_rss_mb(ClickHouse(s).pid()))
+    for name, svc in (("superset", Superset(s)), ("clickhouse", ClickHouse(s))):
+        pid = svc.pid()
+        res[f"{name}_rss_mb"] = round(tree_rss_mb(pid)) if pid else 0
     print(f"  RSS: Superset {res['superset_rss_mb']:,} MiB (gunicorn, all workers), ClickHouse {res['clickhouse_rss_mb']:,} MiB")
     res["chart_api_cached_p50_ms"] = statistics.median(r["cached"]["p50"] for r in per_chart.values())
     return res

@@ -40,7 +40,6 @@ def deploy_bi(settings: Settings, source: str = DEMO_SOURCE, warm: bool = True):
 
     m = memo.build(settings, source)
     md_path, _ = memo.write(m, settings.home / "reports" / source)
-    dashboard_memo = m.markdown(with_sql=False) + f"\n\n_Queries behind every number: `pulse report memo --source {source}`._"
-    result = assets.deploy(settings, source, memo=dashboard_memo, warm=warm)
+    result = assets.deploy(settings, source, memo=m.dashboard_markdown(), warm=warm)
     result.memo, result.memo_path = m, md_path
     return result

@@ -183,7 +183,6 @@ def deploy(
     changed = differences(desired, live)
     if changed:
         client.import_bundle(to_zip(desired), passwords={DATABASE_FILE: settings.clickhouse.bi_password})
-        live = from_zip(client.export_assets())
     result = DeployResult(url=settings.superset.base_url, changed=changed)
     result.charts = _chart_ids(client, desired)
     for path, obj in desired.items():

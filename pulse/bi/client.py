@@ -6,6 +6,7 @@ Uses only the standard library plus ``requests`` (a dependency of dbt and boto3 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import requests
@@ -51,8 +52,6 @@ class SupersetClient:
 
     def import_bundle(self, zip_bytes: bytes, passwords: dict[str, str]) -> None:
         """POST /api/v1/assets/import/: databases, datasets, charts and dashboards in one transaction."""
-        import json
-
         resp = self.http.post(
             self.base + "/api/v1/assets/import/",
             files={"bundle": ("pulse_assets.zip", zip_bytes, "application/zip")},
@@ -62,24 +61,11 @@ class SupersetClient:
         self._check(resp, "asset import")
 
     def export_dashboards(self, ids: list[int]) -> bytes:
-        import json
-
         resp = self.http.get(self.base + "/api/v1/dashboard/export/", params={"q": json.dumps(ids)}, timeout=self.timeout)
         return self._check(resp, "dashboard export").content
 
     def export_assets(self) -> bytes:
         return self._check(self.http.get(self.base + "/api/v1/assets/export/", timeout=self.timeout), "asset export").content
-
-    def find(self, kind: str, uuid: str) -> dict | None:
-        """The object (chart/dashboard/dataset/database) with this UUID, or None."""
-        import json
-
-        q = json.dumps({"filters": [{"col": "uuid", "opr": "eq", "value": uuid}]}) if kind != "dashboard" else None
-        if kind == "dashboard":  # dashboards cannot be filtered by uuid: list them all (there are few)
-            rows = self.get("/api/v1/dashboard/", q=json.dumps({"page_size": 100, "columns": ["id", "uuid", "dashboard_title"]}))
-            return next((r for r in rows["result"] if r.get("uuid") == uuid), None)
-        rows = self.get(f"/api/v1/{kind}/", q=q)["result"]
-        return rows[0] if rows else None
 
     def chart_data(self, chart_id: int, force: bool = False) -> dict:
         """The chart's saved query, run the way the dashboard runs it (results from the cache unless force)."""

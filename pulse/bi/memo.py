@@ -56,6 +56,10 @@ class Memo:
     hypotheses: list[Finding]
     candidates: list[Finding] = field(default_factory=list)
 
+    def dashboard_markdown(self) -> str:
+        """The memo as the main dashboard shows it: without the SQL, pointing to where the SQL is."""
+        return self.markdown(with_sql=False) + f"\n\n_Queries behind every number: `pulse report memo --source {self.source}`._"
+
     def markdown(self, with_sql: bool = True) -> str:
         out = [f"# Pulse memo — source `{self.source}`, data through {self.as_of}", ""]
         out.append(

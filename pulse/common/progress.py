@@ -14,9 +14,9 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def tree_rss_mb() -> float:
-    """Current RSS of this process plus its live children, in MiB."""
-    proc = psutil.Process()
+def tree_rss_mb(pid: int | None = None) -> float:
+    """RSS of a process (default: this one) plus its live children, in MiB."""
+    proc = psutil.Process(pid)
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:  # a child exited while we walked the tree

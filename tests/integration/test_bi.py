@@ -169,7 +169,7 @@ def test_deploy_is_idempotent_and_a_changed_yaml_updates_the_chart(bi, tmp_path)
 
 
 def deployed_memo(deployed) -> str:
-    return deployed.memo.markdown(with_sql=False) + f"\n\n_Queries behind every number: `pulse report memo --source {SOURCE}`._"
+    return deployed.memo.dashboard_markdown()
 
 
 def test_assets_hold_no_secrets_and_stable_uuids():
