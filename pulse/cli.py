@@ -334,6 +334,48 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stream(args: argparse.Namespace) -> int:
+    from pulse import pipeline
+
+    s = settings()
+    if args.action == "produce":
+        from pulse.streaming.producer import ProduceParams
+
+        params = ProduceParams(
+            rate=args.rate, duration=args.duration, users=args.users, dirty_rate=args.dirty_rate, seed=args.seed,
+            bursty=args.bursty, raw_dir=args.raw_dir,
+        )  # fmt: skip
+        result = pipeline.produce_stream(s, params, args.truth)
+        truth = result.truth
+        print(
+            f"sent {result.sent:,} messages in {result.seconds}s ({result.achieved_rate:,}/s): {truth['events']:,} events "
+            f"({truth['late_accepted']:,} late but accepted), bad by rule {truth['bad']}, "
+            f"delivery errors {truth['delivery_errors']}" + (f"; ground truth: {result.truth_path}" if result.truth_path else "")
+        )
+        return 1 if truth["delivery_errors"] else 0
+    if args.action == "run":
+        from pulse.streaming import job
+
+        job.run(s, timeout=args.timeout)
+        return 0
+    if args.action == "reconcile":
+        if not args.source:
+            raise SystemExit("reconcile needs --source (the batch source loaded with the same events)")
+        result = pipeline.reconcile_stream(s, args.date or date.today(), args.source)
+        print(result.report())
+        return 0 if result.ok else 1
+    from pulse.services.stream import StreamJob
+    from pulse.streaming import tables
+
+    if StreamJob(s).pid() is not None:
+        raise SystemExit("the streaming job is running: `pulse services down stream` first")
+    tables.reset(s)
+    if not s.stream.checkpoint.startswith("s3a://"):
+        shutil.rmtree(s.stream.checkpoint, ignore_errors=True)
+    print(f"dropped {s.clickhouse.realtime_database} and the checkpoint {s.stream.checkpoint}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Everything, end to end, on the embedded default."""
     from pulse.services import registry
@@ -342,32 +384,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.source = demo_source(args)
     args.dataset = args.out or str(_dataset_dir(s, args.source))
     args.out = args.dataset
-    print(f"[1/7] services (demo source {args.source})")
+    print(f"[1/8] services (demo source {args.source})")
     registry.up(s)
-    print("[2/7] demo dataset")
+    print("[2/8] demo dataset")
     cmd_generate(args)
-    print("[3/7] RAW layer in S3")
+    print("[3/8] RAW layer in S3")
     cmd_upload(args)
-    print("[4/7] Spark cleaning job -> Postgres staging")
+    print("[4/8] Spark cleaning job -> Postgres staging")
     if cmd_clean(args):
         return 1
-    print("[5/7] dbt: staging -> intermediate -> marts in ClickHouse (models and tests)")
+    print("[5/8] dbt: staging -> intermediate -> marts in ClickHouse (models and tests)")
     args.action, args.full_refresh, args.select = "build", False, None
     if cmd_model(args):
         return 1
     _print_kpis(s, args.source)
-    print("\n[6/7] ML: DAU and revenue forecasts (backtest), user segments, report")
+    print("\n[6/8] ML: DAU and revenue forecasts (backtest), user segments, report")
     args.action = "report"
     if cmd_ml(args):
         return 1
     from pulse import pipeline
 
-    print("\n[7/7] BI: the analytical memo and the Superset dashboards")
+    print("\n[7/8] BI: the analytical memo and the Superset dashboards")
     result = pipeline.deploy_bi(s, args.source)
     print()
     print(result.memo.markdown(with_sql=False))
     print()
     _print_bi(s, result)
+    from pulse.streaming.producer import ProduceParams
+
+    print("\n[8/8] Streaming: a live burst, producer -> Kafka -> Spark Structured Streaming -> ClickHouse")
+    live = pipeline.stream_burst(s, ProduceParams(rate=2_000, duration=15, dirty_rate=0.02))
+    print(live.report())
+    print(f"  Realtime dashboard (refreshes every 10 s): {s.superset.base_url}/superset/dashboard/realtime/")
+    print("  more: `pulse stream produce --rate 5000 --duration 60` while the dashboard is open")
     return 0
 
 
@@ -429,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("services", help="start/stop/inspect the local services")
     p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument("names", nargs="*", help="services (default all): s3, postgres, spark, clickhouse, superset, kafka")
+    p.add_argument("names", nargs="*", help="services (default all): s3, postgres, spark, clickhouse, superset, kafka, stream")
     p.set_defaults(fn=cmd_services)
 
     sub.add_parser("status", help="which service is up, on which endpoint, where its log is").set_defaults(fn=cmd_status)
@@ -510,6 +559,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", type=_source, default=DEMO_SOURCE)
     p.add_argument("--sql", action=argparse.BooleanOptionalAction, default=True, help="print each finding's query")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser(
+        "stream",
+        help="stage 4: produce live events to Kafka, run the streaming job, reconcile it with the batch marts",
+        description="produce: send events at a held rate (with bad messages) and write what was sent; "
+        "run: the Spark Structured Streaming job in the foreground (`pulse services up stream` runs it in the "
+        "background); reconcile: batch marts vs realtime tables for one day; reset: drop the realtime tables "
+        "and the checkpoint (the job must be stopped).",
+    )
+    p.add_argument("action", choices=["produce", "run", "reconcile", "reset"])
+    p.add_argument("--rate", type=float, default=1_000, help="produce: messages per second (default 1000)")
+    p.add_argument("--duration", type=float, default=30, help="produce: seconds (default 30)")
+    p.add_argument("--users", type=int, default=20_000, help="produce: user population (default 20000)")
+    p.add_argument("--dirty-rate", type=float, default=0.02, help="produce: share of bad messages (default 0.02)")
+    p.add_argument("--seed", type=int, default=7, help="produce: random seed (default 7)")
+    p.add_argument("--bursty", action="store_true", help="produce: 5 s at 1.8x the rate, 5 s at 0.2x, repeated")
+    p.add_argument("--truth", type=Path, help="produce: write the ground truth (JSON) here")
+    p.add_argument("--raw-dir", type=Path, help="produce: also write the well-formed events as RAW partitions here")
+    p.add_argument("--timeout", type=float, help="run: stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--date", type=date.fromisoformat, help="reconcile: the UTC day (default today)")
+    p.add_argument("--source", type=_source, help="reconcile: the batch source that received the same events")
+    p.set_defaults(fn=cmd_stream)
 
     sub.add_parser("migrate", help="apply pending staging SQL migrations").set_defaults(fn=cmd_migrate)
     return parser

@@ -157,12 +157,18 @@ class ClickHouseConfig:
         return f"{self.database}_{source}{BUILD_SUFFIX}"
 
     @property
+    def realtime_database(self) -> str:
+        """Where the streaming job keeps the realtime tables (a name no source may take)."""
+        return f"{self.database}_{REALTIME}"
+
+    @property
     def reader_databases(self) -> str:
         """Databases the read-only role may read (a regex): every source's published marts."""
         return rf"{re.escape(self.database)}_[a-z][a-z0-9_]*(?<!{BUILD_SUFFIX})"
 
 
 BUILD_SUFFIX = "__build"
+REALTIME = "realtime"  # the realtime tables' database suffix: reserved, not a source name
 
 
 @dataclass(frozen=True)
@@ -235,6 +241,33 @@ class KafkaConfig:
             "sasl.password": self.password,
         }
 
+    def spark_options(self) -> dict[str, str]:
+        """Options of Spark's Kafka source/sink for this cluster (the JAAS line carries the password:
+        Spark's redaction regex for option values hides it in plans and logs, see ``common.spark``)."""
+        module = "plain.PlainLoginModule" if self.mechanism == "PLAIN" else "scram.ScramLoginModule"
+        return {
+            "kafka.bootstrap.servers": self.servers,
+            "kafka.security.protocol": self.security_protocol,
+            "kafka.sasl.mechanism": self.mechanism,
+            "kafka.sasl.jaas.config": f"org.apache.kafka.common.security.{module} required "
+            f'username="{self.user}" password="{self.password}";',
+        }
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    topic: str  # where the producer writes and the streaming job reads (created by Pulse)
+    partitions: int  # the stream's parallelism: one Spark task per partition
+    retention_hours: int
+    trigger_seconds: float  # micro-batch interval
+    lateness_minutes: int  # an event that reaches Kafka later than this after it happened is quarantined (too_late)
+    max_offsets_per_trigger: int  # bounds a catch-up batch after downtime
+    checkpoint: str  # a local path or an s3a:// URI
+
+    @property
+    def query_name(self) -> str:
+        return "pulse_realtime"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -246,6 +279,7 @@ class Settings:
     pipeline: PipelineConfig
     superset: SupersetConfig
     kafka: KafkaConfig
+    stream: StreamConfig
 
     @property
     def logs_dir(self) -> Path:
@@ -268,6 +302,7 @@ def load_settings() -> Settings:
     table = _toml()
     s3, pg, spark, ch = _Source("s3", table), _Source("pg", table), _Source("spark", table), _Source("ch", table)
     pipeline, bi, kafka = _Source("pipeline", table), _Source("superset", table), _Source("kafka", table)
+    stream = _Source("stream", table)
     home = Path(os.environ.get("PULSE_HOME", table.get("home", REPO_ROOT / ".pulse"))).resolve()
     return Settings(
         home=home,
@@ -335,6 +370,15 @@ def load_settings() -> Settings:
             mechanism=kafka.get("mechanism", "PLAIN"),  # type: ignore[arg-type]
             security_protocol=kafka.get("security_protocol", "SASL_PLAINTEXT"),  # type: ignore[arg-type]
             heap=kafka.get("heap", "512m"),  # type: ignore[arg-type]
+        ),
+        stream=StreamConfig(
+            topic=stream.get("topic", "pulse.events"),  # type: ignore[arg-type]
+            partitions=stream.int("partitions", 4),
+            retention_hours=stream.int("retention_hours", 7 * 24),
+            trigger_seconds=float(stream.get("trigger_seconds", "1")),  # type: ignore[arg-type]
+            lateness_minutes=stream.int("lateness_minutes", 10),
+            max_offsets_per_trigger=stream.int("max_offsets_per_trigger", 500_000),
+            checkpoint=stream.get("checkpoint", str(home / "checkpoints" / "realtime")),  # type: ignore[arg-type]
         ),
     )
 

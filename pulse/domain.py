@@ -15,8 +15,12 @@ def source_name(value: str) -> str:
     """``value`` if it is a valid source name, else ValueError (argparse shows it as a usage error)."""
     if not SOURCE_NAME_RE.fullmatch(value) or "__" in value:  # "__" separates suffixes such as __build
         raise ValueError(f"source name {value!r}: use 1-40 of a-z, 0-9 and single underscores, starting with a letter")
+    if value in RESERVED_SOURCE_NAMES:
+        raise ValueError(f"source name {value!r} is reserved (the streaming stage's database); choose another")
     return value
 
+
+RESERVED_SOURCE_NAMES = ("realtime",)
 
 # RAW CSV layout (schema_version 1): the public e-commerce event-log columns plus app context.
 PUBLIC_COLUMNS = [
@@ -32,7 +36,7 @@ PUBLIC_COLUMNS = [
 ]
 RAW_COLUMNS = ["event_id", *PUBLIC_COLUMNS, "currency", "platform", "country", "app_version", "channel"]
 
-EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase")
+EVENT_TYPES = ("view", "click", "cart", "remove_from_cart", "purchase")
 # spellings seen in the wild that mean a known type
 EVENT_TYPE_SYNONYMS = {"add_to_cart": "cart", "page_view": "view", "order": "purchase", "remove": "remove_from_cart"}
 
@@ -60,3 +64,6 @@ RULES = (
     "duplicate_event_id",  # the same event_id seen earlier
     "near_duplicate",  # same user/session/type/product/time as an earlier event
 )
+# The stream judges messages by the same rules (a malformed JSON message is a ``malformed_line``)
+# plus one of its own: an event that reaches Kafka more than the configured lateness after it happened.
+STREAM_RULES = (*RULES[:-1], "too_late")  # no near_duplicate: a stream has no arrival order across batches

@@ -30,6 +30,7 @@ MEMO_PLACEHOLDER = "The memo appears here after `pulse bi deploy`."
 # what the repo's YAML holds where the target decides (the local default, demo source)
 REPO_URI = "clickhousedb://pulse_bi:XXXXXXXXXX@127.0.0.1:18123/pulse_demo"
 REPO_SCHEMA = "pulse_demo"
+REPO_REALTIME_SCHEMA = "pulse_realtime"  # the streaming stage's tables: one database, whatever the source
 
 Bundle = dict[str, dict[str, Any]]  # relative path -> parsed YAML
 
@@ -54,13 +55,18 @@ def clickhouse_uri(settings: Settings, source: str) -> str:
     return f"clickhousedb://{ch.bi_user}:XXXXXXXXXX@{host}:{ch.port}/{ch.marts_database(source)}{query}"
 
 
+def is_realtime(dataset: dict) -> bool:
+    return str(dataset.get("table_name", "")).startswith("realtime_")
+
+
 def render(bundle: Bundle, settings: Settings, source: str = DEMO_SOURCE, memo: str | None = None) -> Bundle:
     out = copy.deepcopy(bundle)
     for path, obj in out.items():
         if path.startswith("databases/"):
             obj["sqlalchemy_uri"] = clickhouse_uri(settings, source)
         elif path.startswith("datasets/"):
-            obj["schema"] = settings.clickhouse.marts_database(source)
+            ch = settings.clickhouse
+            obj["schema"] = ch.realtime_database if is_realtime(obj) else ch.marts_database(source)
         elif path.startswith("dashboards/") and memo is not None and MEMO_MARKDOWN_ID in obj["position"]:
             obj["position"][MEMO_MARKDOWN_ID]["meta"]["code"] = memo
     return out
@@ -93,7 +99,7 @@ def normalise(obj: dict, path: str, keep_memo: bool = False) -> dict:
     if path.startswith("databases/"):
         obj["sqlalchemy_uri"] = REPO_URI
     elif path.startswith("datasets/"):
-        obj["schema"] = REPO_SCHEMA
+        obj["schema"] = REPO_REALTIME_SCHEMA if is_realtime(obj) else REPO_SCHEMA
         # Superset exports these in its own (id) order: sort, so order is never a difference
         obj["metrics"] = sorted(obj.get("metrics") or [], key=lambda m: m["metric_name"])
         obj["columns"] = sorted(obj.get("columns") or [], key=lambda c: c["column_name"])

@@ -47,3 +47,11 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(obj["Key"] for obj in page.get("Contents", []))
     return keys
+
+
+def list_etags(s3: Any, bucket: str, prefix: str) -> dict[str, str]:
+    """key -> ETag (quotes stripped) of every object under ``prefix``: one LIST, no request per object."""
+    etags: dict[str, str] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        etags.update({obj["Key"]: obj["ETag"].strip('"') for obj in page.get("Contents", [])})
+    return etags

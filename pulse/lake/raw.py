@@ -41,6 +41,7 @@ class RawFile:
     bytes: int
     sha256: str  # from the manifest: readers verify what they fetched
     correction: bool = False  # the partition corrects earlier ones (its events win over earlier copies)
+    md5: str | None = None  # what S3 reports as the ETag of a single-part upload (manifests since stage 4)
 
 
 def source_prefix(cfg: S3Config, source: str) -> str:
@@ -62,6 +63,7 @@ def describe_file(path: Path) -> dict:
         "file": path.name,
         "bytes": len(body),
         "sha256": hashlib.sha256(body).hexdigest(),
+        "md5": hashlib.md5(body).hexdigest(),  # = the ETag S3 reports: a cheap check that the object is unchanged
         "rows": max(lines - 1, 0),
     }  # minus the header line
 
@@ -161,7 +163,7 @@ def list_committed(cfg: S3Config, source: str, ingest_dates: list[str] | None = 
             raise RawLayerError(f"{key}: schema_version {manifest.get('schema_version')} is not {SCHEMA_VERSION}")
         prefix = f"{source_prefix(cfg, source)}/ingest_date={ingest_date}"
         files += [
-            RawFile(f"{prefix}/{f['file']}", ingest_date, f["bytes"], f["sha256"], bool(manifest.get("correction")))
+            RawFile(f"{prefix}/{f['file']}", ingest_date, f["bytes"], f["sha256"], bool(manifest.get("correction")), f.get("md5"))
             for f in manifest["files"]
         ]
     return files

@@ -117,8 +117,8 @@ class ManagedProcess(Service):
 
     @property
     @abstractmethod
-    def port(self) -> int:
-        """The port the service answers on (checked for conflicts before starting)."""
+    def port(self) -> int | None:
+        """The port the service answers on (checked for conflicts before starting); None for a worker."""
 
     @abstractmethod
     def command(self) -> list[str]: ...
@@ -152,7 +152,7 @@ class ManagedProcess(Service):
         private_dir(self.settings.logs_dir, 0o700)
         self.data_dir.mkdir(exist_ok=True)  # each service sets its own data dir's owner and mode
         if self.pid() is None:
-            if port_open("127.0.0.1", self.port):
+            if self.port is not None and port_open("127.0.0.1", self.port):
                 raise ServiceError(
                     f"{self.name}: port {self.port} is taken by a process Pulse did not start from {self.settings.home} "
                     f"(another PULSE_HOME?); stop it or choose another port in the configuration"

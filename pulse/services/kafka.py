@@ -28,10 +28,7 @@ LOG = logging.getLogger("pulse.kafka")
 
 def _jaas(login: str, password: str, users: dict[str, str]) -> str:
     entries = " ".join(f'user_{name}="{pw}"' for name, pw in users.items())
-    return (
-        f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{login}" '
-        f'password="{password}" {entries};'
-    )
+    return f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{login}" password="{password}" {entries};'
 
 
 class Kafka(ManagedProcess):
@@ -201,6 +198,7 @@ class Kafka(ManagedProcess):
         if name in admin.list_topics(timeout=5).topics:
             return False
         config = {"retention.ms": str(retention_ms)} if retention_ms else {}
-        futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config)])
+        # replication factor -1: the cluster's default (1 on the local broker, 3 on a managed cluster)
+        futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=-1, config=config)])
         futures[name].result(timeout=30)
         return True

@@ -9,9 +9,10 @@ from pulse.services.kafka import Kafka
 from pulse.services.objectstore import ObjectStore
 from pulse.services.postgres import Postgres
 from pulse.services.spark import Spark
+from pulse.services.stream import StreamJob
 from pulse.services.superset import Superset
 
-SERVICE_TYPES: list[type[Service]] = [ObjectStore, Postgres, Spark, ClickHouse, Superset, Kafka]
+SERVICE_TYPES: list[type[Service]] = [ObjectStore, Postgres, Spark, ClickHouse, Superset, Kafka, StreamJob]
 
 
 def all_services(settings: Settings) -> list[Service]:

@@ -7,7 +7,6 @@ replaces the source's staging rows in one transaction. Re-running is therefore i
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -21,10 +20,9 @@ from pulse.common.spark import session
 from pulse.config import DEMO_SOURCE, PipelineConfig, Settings
 from pulse.domain import source_name
 from pulse.lake.raw import list_committed
-from pulse.staging import load, recovery, transform
+from pulse.staging import load, raw_reader, recovery, transform
 from pulse.staging.migrate import migrate
 from pulse.staging.rules import apply_duplicates, check_rows, find_duplicates
-from pulse.staging.s3_source import SOURCE_NAME, RawCsvDataSource
 
 
 class LoadCheckError(RuntimeError):
@@ -74,24 +72,7 @@ def read_raw(spark, settings: Settings, source: str):
     files = list_committed(settings.s3, source)
     if not files:
         raise LoadCheckError(f"no committed RAW partitions for source={source} in s3://{settings.s3.raw_bucket}")
-    spark.dataSource.register(RawCsvDataSource)
-    s3 = settings.s3
-    reader = spark.read.format(SOURCE_NAME).options(
-        endpoint=s3.url,
-        access_key=s3.access_key,
-        secret_key=s3.secret_key,
-        region=s3.region,
-        bucket=s3.raw_bucket,
-        files=json.dumps(
-            [
-                {"key": f.key, "ingest_date": f.ingest_date, "bytes": f.bytes, "sha256": f.sha256, "correction": f.correction}
-                for f in files
-            ]
-        ),
-        # ~16 MB of gzip'd CSV (~100 MB of rows) per task, at least two tasks per core
-        partitions=str(max(2 * spark.sparkContext.defaultParallelism, sum(f.bytes for f in files) // (16 << 20))),
-    )
-    return reader.load(), sorted({f.ingest_date for f in files}), len(files)
+    return raw_reader.read(spark, settings.s3, files), sorted({f.ingest_date for f in files}), len(files)
 
 
 def run(settings: Settings, source: str = DEMO_SOURCE, spark=None, force: bool = False) -> dict:

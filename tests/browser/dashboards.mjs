@@ -2,7 +2,8 @@
 // until every chart has rendered, fail on any chart error, apply the Platform filter and check that
 // the charts' data changed, save screenshots. Prints one JSON report on stdout.
 // Env: SUPERSET_URL, SUPERSET_USER, SUPERSET_PASSWORD (never on the command line), DASHBOARDS
-// (comma-separated slugs), FILTER_VALUE (a platform), OUT_DIR (screenshots), REPEATS (timing runs).
+// (comma-separated slugs), FILTER_VALUE (a platform), OUT_DIR (screenshots), REPEATS (timing runs),
+// WATCH_REFRESH_S (stay that long on the page and count the chart-data requests its auto-refresh makes).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -128,6 +129,13 @@ for (const slug of slugs) {
   await page.waitForTimeout(1500);  // let ECharts finish its drawing animation before the picture
   await page.screenshot({ path: path.join(outDir, `${slug}.png`), fullPage: true });
   r.screenshot = path.join(outDir, `${slug}.png`);
+  if (process.env.WATCH_REFRESH_S) {  // nobody touches the page: only the dashboard's own refresh can ask for data
+    responses = [];
+    await page.waitForTimeout(Number(process.env.WATCH_REFRESH_S) * 1000);
+    r.refresh_requests = responses.filter((x) => x.sliceId).length;
+    r.refresh_failed = responses.filter((x) => x.sliceId && x.status >= 400).length;
+    r.refreshed_data = await dataBySlice();
+  }
 
   if (filterValue && (await page.$('[data-test="NATIVE_FILTER-platform"]'))) {
     responses = [];

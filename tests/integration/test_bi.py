@@ -104,9 +104,7 @@ def test_superset_runs_on_loopback_with_postgres_metadata_and_private_secrets(bi
     stack, _, _ = bi
     cfg = stack.superset
     assert requests.get(f"{cfg.base_url}/health", timeout=5).text == "OK"
-    listening = {
-        c.laddr.ip for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == cfg.port
-    }
+    listening = {c.laddr.ip for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == cfg.port}
     assert listening == {"127.0.0.1"}
     with pg.connect(stack.postgres, admin=True, dbname=cfg.metadata_database) as conn:
         [(tables,)] = conn.execute("select count(*) from information_schema.tables where table_name in ('slices', 'dashboards')")
@@ -148,7 +146,7 @@ def test_superset_reads_clickhouse_as_the_read_only_role(bi):
 
 def test_deploy_is_idempotent_and_a_changed_yaml_updates_the_chart(bi, tmp_path):
     stack, deployed, client = bi
-    assert set(deployed.dashboards) == {"Product analytics", "Data quality", "ML & forecasts"}
+    assert set(deployed.dashboards) == {"Product analytics", "Data quality", "ML & forecasts", "Realtime"}
     again = assets.deploy(stack, SOURCE, memo=deployed_memo(deployed), warm=False)
     assert again.changed == []  # nothing to import the second time
     edited = tmp_path / "superset"
@@ -213,8 +211,9 @@ def test_engagement_charts_equal_the_marts(bi):
 def test_revenue_charts_equal_the_marts(bi):
     stack, deployed, client = bi
     rev = marts_frame(
-        stack, "SELECT revenue_date, toFloat64(revenue_usd) AS revenue, purchases, paying_users, arpu_usd, arppu_usd, "
-        "is_complete FROM revenue_daily ORDER BY revenue_date"
+        stack,
+        "SELECT revenue_date, toFloat64(revenue_usd) AS revenue, purchases, paying_users, arpu_usd, arppu_usd, "
+        "is_complete FROM revenue_daily ORDER BY revenue_date",
     )
     rev["revenue_date"] = pd.to_datetime(rev.revenue_date).dt.date
     rev = rev.set_index("revenue_date")
@@ -256,9 +255,7 @@ def test_retention_and_cohort_charts_equal_the_marts(bi):
         rows = rows.set_index("cohort_date").sort_index()
         expected = ret[col].dropna()
         assert list(rows.index) == list(expected.index) and close(rows.retention, expected), key
-    cohorts = marts_frame(
-        stack, "SELECT cohort_month, months_since_first, retained_pct, ltv_per_user_usd FROM cohorts_monthly"
-    )
+    cohorts = marts_frame(stack, "SELECT cohort_month, months_since_first, retained_pct, ltv_per_user_usd FROM cohorts_monthly")
     cohorts["cohort_month"] = pd.to_datetime(cohorts.cohort_month).dt.date
     cohorts = cohorts.set_index(["cohort_month", "months_since_first"])
     for key, chart_col, mart_col in (
@@ -282,11 +279,17 @@ def test_funnel_and_segment_charts_equal_pandas_on_the_staging_events(bi):
     assert list(rows) == [funnel.v, funnel.c, funnel.p]
 
     events, _ = staging(stack)
-    days = events.groupby(["day", "user_id"]).agg(
-        platform=("platform", "first"), country=("country", "first"), channel=("channel", "first"),
-        revenue=("price", lambda s: s[events.loc[s.index, "event_type"] == "purchase"].sum()),
-        purchases=("event_type", lambda s: (s == "purchase").sum()),
-    ).reset_index()
+    days = (
+        events.groupby(["day", "user_id"])
+        .agg(
+            platform=("platform", "first"),
+            country=("country", "first"),
+            channel=("channel", "first"),
+            revenue=("price", lambda s: s[events.loc[s.index, "event_type"] == "purchase"].sum()),
+            purchases=("event_type", lambda s: (s == "purchase").sum()),
+        )
+        .reset_index()
+    )
     by_platform = days.groupby(["day", "platform"]).size()
     rows = chart_rows(client, deployed, "dau_by_platform")
     rows["activity_date"] = rows.activity_date.map(ms_to_date)
@@ -373,8 +376,9 @@ def test_ml_charts_equal_the_ml_tables(bi):
     stack, deployed, client = bi
     chosen = dict(marts_frame(stack, "SELECT metric, model FROM ml_model_metrics_latest WHERE is_chosen AND horizon = 1").values)
     forecasts = marts_frame(
-        stack, "SELECT metric, model, target_date, yhat, yhat_lower, yhat_upper FROM ml_forecasts_latest "
-        "WHERE NOT is_backtest OR horizon = 1"
+        stack,
+        "SELECT metric, model, target_date, yhat, yhat_lower, yhat_upper FROM ml_forecasts_latest "
+        "WHERE NOT is_backtest OR horizon = 1",
     )
     forecasts["target_date"] = pd.to_datetime(forecasts.target_date).dt.date
     actual = {
@@ -412,10 +416,17 @@ def test_ml_charts_equal_the_ml_tables(bi):
     rows = chart_rows(client, deployed, "segment_distribution").set_index("segment").users
     assert rows.to_dict() == segments.groupby("segment").size().to_dict()
     table = chart_rows(client, deployed, "segment_profiles_table").set_index("segment").sort_index()
-    expected = segments.groupby("segment").agg(
-        users=("segment", "size"), revenue=("revenue_usd", "sum"), avg_revenue=("revenue_usd", "mean"),
-        avg_recency_days=("recency_days", "mean"), avg_tenure_days=("tenure_days", "mean"),
-    ).sort_index()
+    expected = (
+        segments.groupby("segment")
+        .agg(
+            users=("segment", "size"),
+            revenue=("revenue_usd", "sum"),
+            avg_revenue=("revenue_usd", "mean"),
+            avg_recency_days=("recency_days", "mean"),
+            avg_tenure_days=("tenure_days", "mean"),
+        )
+        .sort_index()
+    )
     for col in expected.columns:
         assert close(table[col], expected[col], rel=1e-6), col
     runs = marts_frame(
@@ -454,8 +465,11 @@ def test_dashboards_render_without_errors_and_respond_to_filters_in_a_browser(bi
     report = json.loads(done.stdout)["dashboards"]
     main, dq, ml = report["product-analytics"], report["data-quality"], report["ml-forecasts"]
     assert ml["errors"] == [] and ml["failed_requests"] == [] and ml["charts"] == 7
-    n_main = sum(1 for p in assets.load()["dashboards/Product_analytics.yaml"]["position"].values()
-                 if isinstance(p, dict) and p.get("type") == "CHART")
+    n_main = sum(
+        1
+        for p in assets.load()["dashboards/Product_analytics.yaml"]["position"].values()
+        if isinstance(p, dict) and p.get("type") == "CHART"
+    )
     assert main["errors"] == [] and main["failed_requests"] == [] and dq["errors"] == [] and dq["failed_requests"] == []
     assert main["charts"] >= n_main and dq["charts"] >= 4
     # the Platform filter reached every chart of the main dashboard and changed what each one shows

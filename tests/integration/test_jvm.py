@@ -3,6 +3,7 @@ local S3 with the configured keys, and Spark's Kafka source reads the local brok
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 from datetime import date
@@ -14,9 +15,11 @@ from pulse.common.spark import use_s3a
 from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
+from pulse.domain import RAW_COLUMNS
 from pulse.jvm import check_spark_extras
 from pulse.lake import raw
 from pulse.services.kafka import Kafka
+from pulse.staging import raw_reader
 
 pytestmark = pytest.mark.integration
 SOURCE = "jvmtest"
@@ -50,6 +53,50 @@ def test_spark_reads_raw_through_s3a_with_configured_keys(stack, spark, tmp_path
         spark.sparkContext._jvm.org.apache.hadoop.fs.FileSystem.closeAll()
 
 
+def _expected_rows(key: str, text: str) -> dict[int, dict]:
+    """An independent reading of one file with Python's csv module: line number -> fields by name,
+    or {"_malformed": line} when the field count differs from the header's."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    header = next(csv.reader([lines[0]]))
+    out = {}
+    for number, line in enumerate(lines[1:], start=2):
+        if line == "":
+            continue
+        fields = next(csv.reader([line]))
+        if len(fields) != len(header):
+            out[number] = {"_malformed": line}
+        else:
+            row = dict(zip(header, fields, strict=True))
+            out[number] = {c: row.get(c) for c in RAW_COLUMNS} | {"_malformed": None}
+    return out
+
+
+def test_stage1_reader_keeps_every_line_with_its_file_and_line_number(stack, spark, tmp_path):
+    good = "e1,2026-10-01T12:00:00Z,view,1,2,a.b,x,1.00,42,s1,USD,ios,US,5.0,organic"
+    files = {
+        # Pulse's own header: short, long and HTML lines, a quoted comma, an empty field, a blank line, CRLF
+        "part-00000.csv.gz": ",".join(f'"{c}"' for c in RAW_COLUMNS)
+        + "\r\n"
+        + "\r\n".join([good, "broken,line", good + ",,extra", "<html>502</html>", "", good.replace("a.b,x", '"a,b",')])
+        + "\r\n",
+        # a user's file: fewer columns, another order (``pulse ingest`` only renames the header)
+        "part-00001.csv.gz": "user_id,event_type,event_time,price\n7,purchase,2026-10-01 10:00:00 UTC,3.50\n8,view\n",
+    }
+    part = tmp_path / "reader" / "ingest_date=2026-10-01"
+    part.mkdir(parents=True)
+    for name, text in files.items():
+        (part / name).write_bytes(gzip.compress(text.encode()))
+    raw.upload_dataset(stack.s3, tmp_path / "reader", "readertest")
+    committed = raw.list_committed(stack.s3, "readertest")
+    got = {(r["_file"].rsplit("/", 1)[1], r["_row"]): r.asDict() for r in raw_reader.read(spark, stack.s3, committed).collect()}
+    expected = {(name, n): row for name, text in files.items() for n, row in _expected_rows(name, text).items()}
+    assert set(got) == set(expected)
+    for key, row in expected.items():
+        assert {c: got[key][c] for c in row} == row, key
+        assert (got[key]["_ingest_date"], got[key]["_correction"]) == ("2026-10-01", False)
+    assert got[("part-00000.csv.gz", 7)]["category_code"] == "a,b" and got[("part-00000.csv.gz", 7)]["brand"] == ""
+
+
 def test_spark_reads_the_broker_with_its_kafka_source_over_sasl(stack_home, spark):
     kafka = Kafka(stack_home)
     kafka.start()
@@ -60,16 +107,9 @@ def test_spark_reads_the_broker_with_its_kafka_source_over_sasl(stack_home, spar
     for i in range(50):
         producer.produce(topic, key=str(i), value=json.dumps({"i": i}))
     assert producer.flush(30) == 0
-    jaas = (
-        "org.apache.kafka.common.security.plain.PlainLoginModule required "
-        f'username="{cfg.user}" password="{cfg.password}";'
-    )
     frame = (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", cfg.servers)
-        .option("kafka.security.protocol", cfg.security_protocol)
-        .option("kafka.sasl.mechanism", cfg.mechanism)
-        .option("kafka.sasl.jaas.config", jaas)
+        .options(**cfg.spark_options())
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .load()

@@ -52,13 +52,33 @@ def cluster(stack, tmp_path_factory):
         "PYSPARK_PYTHON": sys.executable,
     }
     master = _spark_class(
-        "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(MASTER_PORT), "--webui-port", "0",
-        log=work / "master.log", env=env,
+        "org.apache.spark.deploy.master.Master",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(MASTER_PORT),
+        "--webui-port",
+        "0",
+        log=work / "master.log",
+        env=env,
     )
     worker = _spark_class(
-        "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{MASTER_PORT}", "--host", "127.0.0.1",
-        "--port", str(WORKER_PORT), "--webui-port", "0", "--cores", "2", "--memory", "3g", "--work-dir", str(work / "work"),
-        log=work / "worker.log", env=env,
+        "org.apache.spark.deploy.worker.Worker",
+        f"spark://127.0.0.1:{MASTER_PORT}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(WORKER_PORT),
+        "--webui-port",
+        "0",
+        "--cores",
+        "2",
+        "--memory",
+        "3g",
+        "--work-dir",
+        str(work / "work"),
+        log=work / "worker.log",
+        env=env,
     )
     deadline = time.monotonic() + 60
 
@@ -99,9 +119,7 @@ def test_stage1_on_a_standalone_cluster_matches_ground_truth(stack, cluster, tmp
         by_rule = dict(
             conn.execute("select rule, count(*) from staging.quarantine where source = %s group by rule", (SOURCE,)).fetchall()
         )
-        [(revenue,)] = conn.execute(
-            "select sum(revenue_usd) from staging.daily_revenue where source = %s", (SOURCE,)
-        ).fetchall()
+        [(revenue,)] = conn.execute("select sum(revenue_usd) from staging.daily_revenue where source = %s", (SOURCE,)).fetchall()
     assert rows_in == truth["raw_rows"] and rows_out == truth["clean_events"] == events
     assert by_rule == {k: v for k, v in truth["quarantined"].items() if v}
     assert str(revenue) == str(truth["revenue_usd"])

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from pulse.domain import RAW_COLUMNS, RULES
+from pulse.staging.raw_reader import SCHEMA
 from pulse.staging.rules import classify
-from pulse.staging.s3_source import SCHEMA
 
 VALID = {
     "event_id": "e1",

@@ -1,0 +1,161 @@
+"""Stage 1 reads RAW with Spark's own S3A connector: every committed line, with its file and line number.
+
+Spark's CSV file source cannot say which line a record came from, so each file is read as text
+(one task per file: gzip is not splittable, and the planner is told never to pack two files in
+one task), numbered by its position in the task, and parsed with ``from_csv`` against the file's
+own header (files may order or omit columns; ``pulse ingest`` only renames them). A line whose
+field count does not match its header comes out with ``_malformed`` holding the text, for the
+quarantine. Before anything is parsed, every object is checked against its manifest (ETag = MD5,
+else a full sha256): RAW is immutable, and a changed object must stop the run, not slip into staging.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import zlib
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pulse.common import s3 as s3util
+from pulse.config import S3Config
+from pulse.domain import RAW_COLUMNS
+from pulse.lake.raw import RawFile
+
+# Spark's CSV parser turns empty fields into NULL unless told another text means NULL; RAW keeps
+# "" as "" (the quarantine shows rows as they came, and content-derived event ids hash "" too)
+NEVER_NULL = "\u0000pulse-no-null\u0000"
+CORRUPT = "_corrupt"
+# what ``read`` returns: RAW_COLUMNS as text (NULL when a file lacks the column or the line is malformed)
+SCHEMA = (
+    ", ".join(f"{c} string" for c in RAW_COLUMNS)
+    + ", _ingest_date string, _file string, _malformed string, _row long, _correction boolean"
+)
+HEADER_PROBE_BYTES = 64 << 10
+ROW_BITS = 33  # monotonically_increasing_id(): partition index in the upper 31 bits, record in the lower 33
+
+
+class RawReadError(RuntimeError):
+    pass
+
+
+def s3a_path(cfg: S3Config, key: str) -> str:
+    return f"s3a://{cfg.raw_bucket}/{key}"
+
+
+def read_header(s3, bucket: str, key: str) -> list[str]:
+    """The column names on the first line of one object, from its first bytes only."""
+    body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_PROBE_BYTES - 1}")["Body"].read()
+    text = zlib.decompressobj(wbits=31).decompress(body) if key.endswith(".gz") else body
+    first = text.decode("utf-8", errors="replace").splitlines()[:1]
+    if not first:
+        raise RawReadError(f"RAW object {key} has no header line")
+    return [name.strip() for name in next(csv.reader(first))]
+
+
+def headers(cfg: S3Config, files: list[RawFile], threads: int = 8) -> dict[tuple[str, ...], list[RawFile]]:
+    """Files grouped by header (usually one group: every file Pulse writes has the same one)."""
+    s3 = s3util.client(cfg)
+    with ThreadPoolExecutor(threads) as pool:
+        names = list(pool.map(lambda f: tuple(read_header(s3, cfg.raw_bucket, f.key)), files))
+    groups: dict[tuple[str, ...], list[RawFile]] = defaultdict(list)
+    for f, header in zip(files, names, strict=True):
+        if not set(header) & set(RAW_COLUMNS):
+            raise RawReadError(f"RAW object {f.key}: header {list(header)[:5]}… names none of Pulse's columns {RAW_COLUMNS}")
+        groups[header].append(f)
+    return groups
+
+
+def verify_checksums(spark: SparkSession, cfg: S3Config, files: list[RawFile]) -> int:
+    """Check that every object is the one its manifest committed; returns how many needed a full hash.
+
+    The cheap way first: one LIST gives each object's ETag, which S3 (AWS, MinIO, SeaweedFS) sets to
+    the MD5 of a single-part upload, and manifests record that MD5. Objects without an MD5 in their
+    manifest (older manifests), with a multipart or encrypted ETag, or whose ETag differs are then
+    hashed in full by the executors (sha256, as the manifest says), so nothing is judged on the ETag alone.
+    """
+    prefix = os.path.commonpath([os.path.dirname(f.key) for f in files]) + "/"  # the source's folder: one LIST
+    etags = s3util.list_etags(s3util.client(cfg), cfg.raw_bucket, prefix)
+    for f in files:
+        if f.key not in etags:
+            raise RawReadError(f"RAW object {s3a_path(cfg, f.key)} was removed after commit (RAW is immutable); restore it")
+    doubtful = [f for f in files if not f.md5 or etags[f.key] != f.md5]
+    if not doubtful:
+        return 0
+    want = {s3a_path(cfg, f.key): f.sha256 for f in doubtful}
+    got = {
+        r["path"]: r["sha256"]
+        for r in spark.read.format("binaryFile").load(list(want)).select("path", F.sha2("content", 256).alias("sha256")).collect()
+    }
+    for path, sha in want.items():
+        if got.get(path) != sha:
+            raise RawReadError(
+                f"RAW object {path} does not match the sha256 in its manifest: it was changed after commit "
+                "(RAW is immutable); restore it or load the data as a new ingest date"
+            )
+    return len(doubtful)
+
+
+def one_file_per_task(spark: SparkSession, files: list[RawFile]) -> None:
+    """Make the planner give every file its own task, never split: line numbers are then positions in a task."""
+    size = str(max(128 << 20, max(f.bytes for f in files) + 1))
+    spark.conf.set("spark.sql.files.maxPartitionBytes", size)
+    spark.conf.set("spark.sql.files.openCostInBytes", size)  # a file "costs" a whole task: none is packed with another
+
+
+def _parse(spark: SparkSession, cfg: S3Config, header: tuple[str, ...], files: list[RawFile]) -> DataFrame:
+    meta = spark.createDataFrame(
+        [(s3a_path(cfg, f.key), f.key, f.ingest_date, f.correction) for f in files],
+        "_path string, _file string, _ingest_date string, _correction boolean",
+    )
+    # positions are only meaningful right after the scan, so they are taken in the first projection
+    lines = spark.read.text([s3a_path(cfg, f.key) for f in files]).select(
+        "value",
+        F.col("_metadata.file_path").alias("_path"),
+        (F.monotonically_increasing_id() - F.shiftleft(F.spark_partition_id().cast("long"), ROW_BITS) + 1).alias("_row"),
+    )
+    # names may repeat or be blank in a foreign header: parse by position under safe names
+    fields = [f"_f{i}" for i in range(len(header))]
+    schema = ", ".join(f"{name} string" for name in fields) + f", {CORRUPT} string"
+    parsed = F.from_csv(
+        F.col("value"),
+        schema,
+        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "escape": '"', "nullValue": NEVER_NULL},
+    )
+    position = {name: i for i, name in reversed(list(enumerate(header)))}  # the first of a repeated name wins
+    malformed = F.col(f"_p.{CORRUPT}").isNotNull()
+    columns = [
+        F.when(~malformed, F.col(f"_p.{fields[position[c]]}")).alias(c) if c in position else F.lit(None).cast("string").alias(c)
+        for c in RAW_COLUMNS
+    ]
+    return (
+        lines.filter((F.col("_row") > 1) & (F.col("value") != ""))  # the header; blank lines carry nothing
+        .join(F.broadcast(meta), "_path")
+        .withColumn("_p", parsed)
+        .select(
+            *columns,
+            "_ingest_date",
+            "_file",
+            F.when(malformed, F.col("value")).alias("_malformed"),
+            "_row",
+            "_correction",
+        )
+    )
+
+
+def read(spark: SparkSession, cfg: S3Config, files: list[RawFile]) -> DataFrame:
+    """RAW_COLUMNS + ``_ingest_date, _file, _malformed, _row, _correction`` of every line of ``files``."""
+    verify_checksums(spark, cfg, files)
+    one_file_per_task(spark, files)
+    frames = [_parse(spark, cfg, header, group) for header, group in headers(cfg, files).items()]
+    out = frames[0]
+    for frame in frames[1:]:
+        out = out.unionByName(frame)
+    # one task per file is right for numbering lines, not for what follows (hundreds of small daily
+    # files): merge them into ~16 MB of gzip'd CSV per task, at least two tasks per core. Coalescing
+    # is narrow, so every file is still numbered in its own scan partition.
+    tasks = max(2 * spark.sparkContext.defaultParallelism, sum(f.bytes for f in files) // (16 << 20))
+    return out.coalesce(tasks)

@@ -1,0 +1,1 @@
+"""Stage 4: live events through Kafka and Spark Structured Streaming into ClickHouse, exactly once."""

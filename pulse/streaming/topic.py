@@ -1,0 +1,12 @@
+"""The events topic, created by Pulse with the configured partitions and retention."""
+
+from __future__ import annotations
+
+from pulse.config import Settings
+from pulse.services.kafka import Kafka
+
+
+def ensure_topic(settings: Settings) -> bool:
+    """Create the stream's topic if missing (idempotent); True if it was created."""
+    cfg = settings.stream
+    return Kafka(settings).create_topic(cfg.topic, partitions=cfg.partitions, retention_ms=cfg.retention_hours * 3_600_000)

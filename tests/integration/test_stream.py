@@ -1,0 +1,235 @@
+"""Stage 4 against real services: the producer -> Kafka -> Spark Structured Streaming -> ClickHouse.
+
+One scenario: a known stream with every kind of bad message, the streaming job killed with
+SIGKILL half-way and restarted, the broker restarted while the producer sends. At the end every
+per-minute and per-day figure equals the producer's ground truth. Then the same events go through
+the batch path (RAW -> Spark -> staging -> dbt marts) and ``reconcile`` finds no difference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from pulse import pipeline
+from pulse.bi import assets
+from pulse.bi.client import SupersetClient
+from pulse.config import REPO_ROOT
+from pulse.lake import raw
+from pulse.services.clickhouse import ClickHouse
+from pulse.services.kafka import Kafka
+from pulse.services.stream import StreamJob
+from pulse.streaming import tables
+from pulse.streaming.producer import ProduceParams
+from pulse.streaming.sink import RealtimeSink
+
+pytestmark = pytest.mark.integration
+ARTEFACTS = Path(os.environ.get("PULSE_TEST_ARTEFACTS", REPO_ROOT / ".test-artefacts"))
+SOURCE = "streamrc"
+
+
+def wait_until(check, timeout: float, what: str, every: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def figures(settings, day: str | None = None) -> dict:
+    ch = tables.client(settings)
+    where = f"WHERE toDate(minute) = '{day}'" if day else ""
+    per_minute = ch.query(
+        f"SELECT formatDateTime(minute, '%Y-%m-%dT%H:%i'), event_type, events, users FROM realtime_events_per_minute {where} "
+        "ORDER BY 1, 2"
+    ).result_rows
+    return {
+        "per_minute": [{"minute": m, "event_type": t, "events": e, "users": u} for m, t, e, u in per_minute],
+        "per_day": [
+            {"day": d.isoformat(), "event_type": t, "events": e}
+            for d, t, e in ch.query("SELECT day, event_type, events FROM realtime_events_per_day ORDER BY 1, 2").result_rows
+        ],
+        "dau": {d.isoformat(): n for d, n in ch.query("SELECT day, dau FROM realtime_dau ORDER BY 1").result_rows},
+        "bad": dict(ch.query("SELECT reason, sum(messages) FROM realtime_quarantine_per_minute GROUP BY reason").result_rows),
+        "bad_per_minute": [
+            {"minute": m, "reason": r, "messages": n}
+            for m, r, n in ch.query(
+                "SELECT formatDateTime(minute, '%Y-%m-%dT%H:%i'), reason, messages FROM realtime_quarantine_per_minute "
+                "ORDER BY 1, 2"
+            ).result_rows
+        ],
+        "events": ch.query("SELECT count() FROM realtime_events FINAL").result_rows[0][0],
+    }
+
+
+@pytest.fixture(scope="module")
+def live(stack):
+    ClickHouse(stack).start()
+    Kafka(stack).start()
+    tables.reset(stack)
+    yield stack
+    StreamJob(stack).stop()
+
+
+@pytest.fixture(scope="module")
+def streamed(live, tmp_path_factory):
+    """Produce while the job is SIGKILLed and restarted and the broker restarts; returns (truth, raw dir)."""
+    raw_dir = tmp_path_factory.mktemp("stream-raw")
+    params = ProduceParams(rate=300, duration=45, users=2_000, dirty_rate=0.08, seed=5, raw_dir=raw_dir)
+    job = StreamJob(live)
+    job.start()  # healthy = it has made progress on the (empty) topic
+    results = {}
+    producer = threading.Thread(
+        target=lambda: results.update(truth=pipeline.produce_stream(live, params, echo=lambda _m: None).truth)
+    )
+    producer.start()
+    time.sleep(12)
+    os.killpg(job.pid(), signal.SIGKILL)  # no clean shutdown: a batch may be half written
+    wait_until(lambda: job.pid() is None, 10, "the killed job to be gone", 0.2)
+    job.start()
+    time.sleep(5)
+    broker = Kafka(live)
+    broker.stop()  # the idempotent producer buffers and retries; the job's Kafka source waits
+    broker.start()
+    producer.join(timeout=120)
+    truth = results["truth"]
+    assert truth["delivery_errors"] == 0
+    wait_until(
+        lambda: (f := figures(live))["events"] == truth["events"] and sum(f["bad"].values()) == sum(truth["bad"].values()),
+        180,
+        "the stream to catch up with what was sent",
+        2,
+    )
+    return truth, raw_dir
+
+
+def test_every_figure_equals_the_ground_truth_after_a_kill_and_a_broker_restart(streamed, live):
+    truth, _ = streamed
+    got = figures(live)
+    days = set(truth["dau"])
+    assert [m for m in got["per_minute"] if m["minute"][:10] in days] == truth["per_minute"]
+    assert [d for d in got["per_day"] if d["day"] in days] == truth["per_day"]
+    assert {d: n for d, n in got["dau"].items() if d in days} == truth["dau"]
+    assert got["bad"] == truth["bad"]
+    assert [b for b in got["bad_per_minute"] if b["minute"][:10] in days] == truth["bad_per_minute"]
+    assert set(truth["bad"]) == {"malformed_line", "missing_required_field", "unknown_event_type", "invalid_price",
+                                 "future_timestamp", "duplicate_event_id", "too_late"}  # fmt: skip
+    assert truth["late_accepted"] > 0
+    # the kill really interrupted one query: its batches continue under the same query id
+    ledger = tables.client(live).query("SELECT uniqExact(query_id), max(batch_id) FROM realtime_batches FINAL").result_rows
+    assert ledger[0][0] == 1 and ledger[0][1] > 5
+
+
+def test_bad_messages_keep_their_payload_and_reason(streamed, live):
+    rows = (
+        tables.client(live)
+        .query("SELECT reason, detail, payload FROM realtime_quarantine FINAL WHERE reason IN ('malformed_line', 'too_late')")
+        .result_rows
+    )
+    for reason, detail, payload in rows:
+        if reason == "malformed_line":
+            with pytest.raises(ValueError):
+                json.loads(payload)
+        else:
+            assert json.loads(payload)["event_id"] and detail.startswith("event_time=")
+    assert {r for r, _, _ in rows} == {"malformed_line", "too_late"}
+
+
+def test_status_shows_the_query_progress(streamed, live):
+    up, detail = StreamJob(live).healthy()
+    assert up, detail
+    assert "processed" in detail and "behind 0 msgs" in detail
+
+
+def test_a_replayed_batch_changes_nothing(live, spark):
+    """The sink called twice with the same batch (what Spark does after a crash between writing and
+    committing), and once more under another query id (no dedup token can match): same figures."""
+    day = "2026-01-02"
+    t0 = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
+
+    def message(i: int, event_id: str, minute: int, user: int, kind: str) -> tuple:
+        body = {"event_id": event_id, "event_time": f"2026-01-02T10:0{minute}:00Z", "user_id": user, "event_type": kind}
+        return json.dumps(body | {"price": 5}).encode(), "t", 0, i, t0
+
+    kinds = ["view", "click", "add_to_cart"]
+    msgs = [message(i, f"r{i}", i % 3, 100 + i % 4, kinds[i % 3]) for i in range(30)]
+    msgs += [(b"{not json", "t", 0, 30, t0), message(31, "r1", 1, 101, "click")]  # a copy of r1 in the same batch
+    frame = spark.createDataFrame(msgs, "value binary, topic string, partition int, offset long, timestamp timestamp")
+    sink = RealtimeSink(live, query_id="replay-test")
+    sink(frame, 1_000_000)
+    first = figures(live, day)
+    sink(frame, 1_000_000)
+    RealtimeSink(live, query_id="another-query")(frame, 1_000_000)
+    again = figures(live, day)
+    assert again["per_minute"] == first["per_minute"]
+    assert sum(r["events"] for r in first["per_minute"]) == 30
+    assert {r["event_type"] for r in first["per_minute"]} == {"view", "click", "cart"}  # add_to_cart is stage 1's cart
+    dau = tables.client(live).query(f"SELECT dau FROM realtime_dau WHERE day = '{day}'").result_rows
+    assert dau == [(4,)]
+    quarantined = (
+        tables.client(live)
+        .query("SELECT reason, count() FROM realtime_quarantine FINAL WHERE batch_id = 1000000 GROUP BY reason ORDER BY reason")
+        .result_rows
+    )
+    assert quarantined == [("duplicate_event_id", 1), ("malformed_line", 1)]
+
+
+def test_the_batch_path_gives_the_same_dau_and_events_per_type(streamed, live):
+    truth, raw_dir = streamed
+    raw.upload_dataset(live.s3, raw_dir, SOURCE)
+    load = pipeline.clean(live, SOURCE)
+    build = pipeline.model(live, SOURCE)
+    assert build.ok, build.failures
+    for day in truth["dau"]:
+        result = pipeline.reconcile_stream(live, date.fromisoformat(day), SOURCE)
+        assert result.ok, result.report()
+        assert result.dau_batch == truth["dau"][day]
+    # the rules are one vocabulary: the batch quarantined the mirrored bad events under the same names
+    mirrored = {k: v for k, v in truth["bad"].items() if k not in ("malformed_line", "too_late")}
+    assert load["quarantined"] == mirrored
+
+
+def test_the_realtime_dashboard_shows_the_stream_and_refreshes_itself(streamed, superset):
+    deployed = assets.deploy(superset, SOURCE, warm=False)
+    client = SupersetClient(superset.superset)
+    bundle = assets.load()
+    uuid = {o["slice_name"]: str(o["uuid"]) for p, o in bundle.items() if p.startswith("charts/rt_")}
+    # the chart's own query (last 60 minutes) against the realtime view, independently
+    rows = client.chart_data(deployed.charts[uuid["Events per minute by type (last 60 minutes)"]], force=True)["result"][0][
+        "data"
+    ]
+    [(expected,)] = (
+        tables.client(superset)
+        .query("SELECT sum(events) FROM realtime_events_per_minute WHERE minute >= now() - INTERVAL 60 MINUTE AND minute < now()")
+        .result_rows
+    )
+    assert sum(r["events"] for r in rows) == expected > 0
+    [today] = client.chart_data(deployed.charts[uuid["DAU today (so far)"]], force=True)["result"][0]["data"]
+    [(dau,)] = tables.client(superset).query("SELECT dau_today FROM realtime_dau_now").result_rows
+    assert today["dau_today"] == dau
+    env = {
+        **os.environ,
+        "SUPERSET_URL": superset.superset.base_url,
+        "SUPERSET_USER": superset.superset.admin_user,
+        "SUPERSET_PASSWORD": superset.superset.admin_password,
+        "DASHBOARDS": "realtime",
+        "OUT_DIR": str(ARTEFACTS),
+        "WATCH_REFRESH_S": "25",
+    }
+    done = subprocess.run(
+        ["node", "dashboards.mjs"], cwd=REPO_ROOT / "tests" / "browser", env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)["dashboards"]["realtime"]
+    assert report["errors"] == [] and report["failed_requests"] == [] and report["charts"] == 4
+    # every 10 s the dashboard asks again for all four charts, untouched
+    assert report["refresh_requests"] >= 8 and report["refresh_failed"] == 0
