@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from pulse.config import Settings
+from pulse.config import S3Config, Settings
 from pulse.jvm import SPARK as SPARK_JARS
 
 LOG4J = Path(__file__).with_name("log4j2.properties")
@@ -51,21 +51,27 @@ def session(settings: Settings, app: str, extra_conf: dict[str, str] | None = No
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    use_s3a(spark, settings)
+    use_s3a(spark, settings.s3)
     return spark
 
 
-def use_s3a(spark, settings: Settings) -> None:
-    """Point Spark's S3A connector at these settings' S3 (also on a session that already exists)."""
+def use_s3a(spark, s3: S3Config) -> None:
+    """Point Spark's S3A connector at this S3 (also on a session that already exists). Hadoop caches
+    one S3A client per bucket: when the endpoint or keys change, the cached clients are dropped."""
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in s3a_conf(settings).items():
-        hadoop.set(key.removeprefix("spark.hadoop."), value)
+    changed = False
+    for key, value in s3a_conf(s3).items():
+        key = key.removeprefix("spark.hadoop.")
+        if hadoop.get(key) != value:
+            hadoop.set(key, value)
+            changed = True
+    if changed:
+        spark.sparkContext._jvm.org.apache.hadoop.fs.FileSystem.closeAll()
 
 
-def s3a_conf(settings: Settings) -> dict[str, str]:
+def s3a_conf(s3: S3Config) -> dict[str, str]:
     """Spark's own S3 connector (hadoop-aws) on the configured endpoint: path-style, keys from the
     config (Spark redacts them in its UI and event logs; they never go into URLs)."""
-    s3 = settings.s3
     return {
         "spark.hadoop.fs.s3a.endpoint": s3.url,
         "spark.hadoop.fs.s3a.endpoint.region": s3.region,

@@ -21,13 +21,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pulse.common import s3 as s3util
+from pulse.common.spark import use_s3a
 from pulse.config import S3Config
 from pulse.domain import RAW_COLUMNS
 from pulse.lake.raw import RawFile
 
-# Spark's CSV parser turns empty fields into NULL unless told another text means NULL; RAW keeps
-# "" as "" (the quarantine shows rows as they came, and content-derived event ids hash "" too)
-NEVER_NULL = "\u0000pulse-no-null\u0000"
 CORRUPT = "_corrupt"
 # what ``read`` returns: RAW_COLUMNS as text (NULL when a file lacks the column or the line is malformed)
 SCHEMA = (
@@ -123,12 +121,16 @@ def _parse(spark: SparkSession, cfg: S3Config, header: tuple[str, ...], files: l
     parsed = F.from_csv(
         F.col("value"),
         schema,
-        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "escape": '"', "nullValue": NEVER_NULL},
+        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "escape": '"'},
     )
     position = {name: i for i, name in reversed(list(enumerate(header)))}  # the first of a repeated name wins
     malformed = F.col(f"_p.{CORRUPT}").isNotNull()
     columns = [
-        F.when(~malformed, F.col(f"_p.{fields[position[c]]}")).alias(c) if c in position else F.lit(None).cast("string").alias(c)
+        # Spark reads an empty unquoted field as NULL; in a well-formed line every field is text, so
+        # "" stays "" (the quarantine shows rows as they came, content-derived event ids hash "" too)
+        F.when(~malformed, F.coalesce(F.col(f"_p.{fields[position[c]]}"), F.lit(""))).alias(c)
+        if c in position
+        else F.lit(None).cast("string").alias(c)
         for c in RAW_COLUMNS
     ]
     return (
@@ -148,6 +150,7 @@ def _parse(spark: SparkSession, cfg: S3Config, header: tuple[str, ...], files: l
 
 def read(spark: SparkSession, cfg: S3Config, files: list[RawFile]) -> DataFrame:
     """RAW_COLUMNS + ``_ingest_date, _file, _malformed, _row, _correction`` of every line of ``files``."""
+    use_s3a(spark, cfg)  # the session may have been built for other settings (tests, benchmarks)
     verify_checksums(spark, cfg, files)
     one_file_per_task(spark, files)
     frames = [_parse(spark, cfg, header, group) for header, group in headers(cfg, files).items()]

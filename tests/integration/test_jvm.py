@@ -38,7 +38,7 @@ def test_spark_reads_raw_through_s3a_with_configured_keys(stack, spark, tmp_path
     for path in files:  # lines as Hadoop's line reader splits them (\n, \r\n or \r)
         with gzip.open(path, "rb") as fh:
             expected += len(fh.read().replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n").split(b"\n"))
-    use_s3a(spark, stack)
+    use_s3a(spark, stack.s3)
     prefix = f"s3a://{stack.s3.raw_bucket}/{raw.source_prefix(stack.s3, SOURCE)}"
     lines = spark.read.text(f"{prefix}/ingest_date=*/*.csv.gz")
     assert lines.count() == expected and expected > len(files)
@@ -49,7 +49,7 @@ def test_spark_reads_raw_through_s3a_with_configured_keys(stack, spark, tmp_path
         with pytest.raises(Exception, match=r"(?i)403|signature|forbidden|denied"):
             spark.read.text(f"{prefix}/ingest_date=*/*.csv.gz").count()
     finally:
-        use_s3a(spark, stack)
+        use_s3a(spark, stack.s3)
         spark.sparkContext._jvm.org.apache.hadoop.fs.FileSystem.closeAll()
 
 
