@@ -133,6 +133,8 @@ for (const slug of slugs) {
     responses = [];
     await page.waitForTimeout(Number(process.env.WATCH_REFRESH_S) * 1000);
     r.refresh_requests = responses.filter((x) => x.sliceId).length;
+    r.refresh_by_slice = {};
+    for (const x of responses.filter((x) => x.sliceId)) r.refresh_by_slice[x.sliceId] = (r.refresh_by_slice[x.sliceId] || 0) + 1;
     r.refresh_failed = responses.filter((x) => x.sliceId && x.status >= 400).length;
     r.refreshed_data = await dataBySlice();
   }
