@@ -13,8 +13,8 @@ import gzip
 import io
 import json
 import logging
+import os
 import time
-import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,7 +78,8 @@ class GroundTruth:
         self.bad_minute[(iso_ms(sent_ms)[:16], rule)] += 1
 
     def accept(self, event: dict, ms: int) -> None:
-        minute, day = iso_ms(ms)[:16], iso_ms(ms)[:10]
+        stamp = iso_ms(ms)
+        minute, day = stamp[:16], stamp[:10]
         kind = EVENT_TYPE_SYNONYMS.get(event["event_type"], event["event_type"])
         self.events += 1
         self.minute_events[(minute, kind)] += 1
@@ -143,7 +144,7 @@ class StreamProducer:
             self.truth.delivery_errors += 1
 
     def _defect(self) -> str | None:
-        if self.rng.random() >= self.params.dirty_rate:
+        if self.model._random() >= self.params.dirty_rate:
             return None
         kinds = list(DEFECTS)
         return kinds[int(self.rng.integers(0, len(kinds)))]
@@ -170,7 +171,7 @@ class StreamProducer:
             event["event_type"] = "hover"
         elif defect == "negative_price":
             event["price"] = -abs(event["price"]) or -1.0
-        payload = {"event_id": uuid.uuid4().hex, "event_time": iso_ms(ms), **event}
+        payload = {"event_id": os.urandom(16).hex(), "event_time": iso_ms(ms), **event}
         if defect == "missing_field":
             del payload[REQUIRED[int(self.rng.integers(0, len(REQUIRED)))]]
         key = str(event["user_id"]).encode()
@@ -208,8 +209,12 @@ class StreamProducer:
         while (now := time.monotonic()) - t0 < p.duration:
             budget += self._rate_at(now - t0) * (now - last_tick)
             last_tick = now
-            now_ms = int(time.time() * 1000)
-            for _ in range(int(budget)):
+            for i in range(int(budget)):
+                if i % 500 == 0:  # a fresh produce time every 500 messages, and never past the duration
+                    now_ms = int(time.time() * 1000)
+                    if time.monotonic() - t0 >= p.duration:
+                        budget = 0.0
+                        break
                 key, value = self._message(now_ms)  # type: ignore[misc]
                 while True:
                     try:

@@ -9,6 +9,7 @@ population with a Zipf-like activity, so some users come back many times a day a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,29 +62,44 @@ class SessionModel:
         self.platform = PLATFORMS[self.rng.choice(len(PLATFORMS), self.users, p=PLATFORM_P)]
         self.country = COUNTRIES[self.rng.choice(len(COUNTRIES), self.users, p=COUNTRY_P)]
         self.channel = CHANNELS[self.rng.choice(len(CHANNELS), self.users, p=CHANNEL_P)]
-        self._sessions = [self._new_session() for _ in range(min(self.concurrent, self.users))]
         self._draws = iter(())
+        self._user_draws: Iterator[int] = iter(())
+        self._product_draws: Iterator[int] = iter(())
+        self._sessions = [self._new_session() for _ in range(min(self.concurrent, self.users))]
 
+    # numpy draws in blocks: one weighted numpy draw per event (O(population) each) would cap the
+    # producer at a few thousand events/s
     def _random(self) -> float:
-        # numpy draws in blocks: one Python-level call per event would dominate the producer's CPU
         try:
             return next(self._draws)
         except StopIteration:
             self._draws = iter(self.rng.random(65_536).tolist())
             return next(self._draws)
 
+    def _user(self) -> int:
+        try:
+            return next(self._user_draws)
+        except StopIteration:
+            self._user_draws = iter(self.rng.choice(self.users, 16_384, p=self._user_p).tolist())
+            return next(self._user_draws)
+
+    def _product(self) -> int:
+        try:
+            return next(self._product_draws)
+        except StopIteration:
+            n = len(self.catalogue.product_id)
+            self._product_draws = iter(self.rng.choice(n, 65_536, p=self.catalogue.popularity).tolist())
+            return next(self._product_draws)
+
     def _new_session(self) -> Session:
-        u = int(self.rng.choice(self.users, p=self._user_p))
+        u = self._user()
         return Session(
             user=int(self.user_ids[u]),
-            session_id=f"{int(self.rng.integers(0, 2**63 - 1)):016x}",
+            session_id=f"{int(self._random() * 2**63):016x}",
             platform=str(self.platform[u]),
             country=str(self.country[u]),
             product=self._product(),
         )
-
-    def _product(self) -> int:
-        return int(self.rng.choice(len(self.catalogue.product_id), p=self.catalogue.popularity))
 
     def next_event(self, now_ms: int) -> tuple[dict, int]:
         """The next event of a random open session and its time (epoch ms): ``now_ms``, or 1 ms after
