@@ -17,6 +17,7 @@ Uses its own topic and checkpoint and RESETS the realtime tables.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import subprocess
@@ -89,7 +90,7 @@ class Sampler:
 def end_offsets(s) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
-    c = Consumer({**s.kafka.client_config(), "group.id": "pulse-bench-probe"})
+    c = Consumer({**s.kafka.client_config(), "group.id": "pulse-bench-probe"}, logger=logging.getLogger("pulse.kafka"))
     try:
         meta = c.list_topics(s.stream.topic, timeout=10).topics[s.stream.topic]
         return sum(c.get_watermark_offsets(TopicPartition(s.stream.topic, p), timeout=10)[1] for p in meta.partitions)

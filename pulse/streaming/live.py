@@ -3,6 +3,7 @@ and read the realtime figures back from ClickHouse."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +13,8 @@ from confluent_kafka import Consumer, TopicPartition
 from pulse.config import Settings
 from pulse.streaming import tables
 from pulse.streaming.producer import ProduceParams, ProduceResult, produce
+
+LOG = logging.getLogger("pulse.kafka")  # librdkafka's own lines go to logging, not the terminal
 
 
 @dataclass
@@ -41,7 +44,7 @@ class Burst:
 
 def end_offsets(settings: Settings) -> dict[int, int]:
     topic = settings.stream.topic
-    probe = Consumer({**settings.kafka.client_config(), "group.id": "pulse-offsets-probe"})
+    probe = Consumer({**settings.kafka.client_config(), "group.id": "pulse-offsets-probe"}, logger=LOG)
     try:
         partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
         return {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}

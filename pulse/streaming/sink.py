@@ -17,6 +17,7 @@ see the lag; Spark itself resumes from its checkpoint), and records the batch in
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,8 @@ MESSAGE_FIELDS = ["event_id", "event_time", "user_id", "session_id", "event_type
                   "platform", "country"]  # fmt: skip
 FIELD_OF_COLUMN = {"user_session": "session_id"}  # RAW column -> message field, where the names differ
 CORRUPT = "_corrupt"
+
+LOG = logging.getLogger("pulse.kafka")  # librdkafka's own lines go to logging, not the terminal
 
 
 def judge(messages: DataFrame, lateness_minutes: int) -> DataFrame:
@@ -211,7 +214,8 @@ class RealtimeSink:
 
         if self._committer is None:
             self._committer = Consumer(
-                {**self.settings.kafka.client_config(), "group.id": CONSUMER_GROUP, "enable.auto.commit": False}
+                {**self.settings.kafka.client_config(), "group.id": CONSUMER_GROUP, "enable.auto.commit": False},
+                logger=LOG,
             )
         ends = batch.group_by("kafka_partition").aggregate([("kafka_offset", "max")])
         offsets = [
