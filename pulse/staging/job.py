@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from pyspark import StorageLevel
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from pulse.common import pg
@@ -95,7 +96,8 @@ def _guarded_run(settings: Settings, source: str, spark, force: bool) -> dict:
     with pg.connect(cfg, autocommit=True) as conn:
         conn.execute("insert into staging.load_runs (run_id, source, status) values (%s, %s, 'running')", (run_id, source))
     say(f"==> clean job run {run_id} (source={source})")
-    own_spark = spark is None
+    # a session this run creates is stopped at its end; one that was already running is not ours to stop
+    own_spark = spark is None and SparkSession.getActiveSession() is None
     spark = spark or session(settings, f"pulse-clean-{source}")
     t0 = time.perf_counter()
     try:

@@ -27,6 +27,7 @@ from pulse.lake import raw
 from pulse.services.clickhouse import ClickHouse
 from pulse.services.kafka import Kafka
 from pulse.services.stream import StreamJob
+from pulse.staging import job
 from pulse.streaming import tables
 from pulse.streaming.producer import ProduceParams
 from pulse.streaming.sink import RealtimeSink
@@ -183,10 +184,10 @@ def test_a_replayed_batch_changes_nothing(live, spark):
     assert quarantined == [("duplicate_event_id", 1), ("malformed_line", 1)]
 
 
-def test_the_batch_path_gives_the_same_dau_and_events_per_type(streamed, live):
+def test_the_batch_path_gives_the_same_dau_and_events_per_type(streamed, live, spark):
     truth, raw_dir = streamed
     raw.upload_dataset(live.s3, raw_dir, SOURCE)
-    load = pipeline.clean(live, SOURCE)
+    load = job.run(live, SOURCE, spark=spark)
     build = pipeline.model(live, SOURCE)
     assert build.ok, build.failures
     for day in truth["dau"]:
@@ -202,20 +203,23 @@ def test_the_realtime_dashboard_shows_the_stream_and_refreshes_itself(streamed, 
     deployed = assets.deploy(superset, SOURCE, warm=False)
     client = SupersetClient(superset.superset)
     bundle = assets.load()
-    uuid = {o["slice_name"]: str(o["uuid"]) for p, o in bundle.items() if p.startswith("charts/rt_")}
-    # the chart's own query (last 60 minutes) against the realtime view, independently
-    rows = client.chart_data(deployed.charts[uuid["Events per minute by type (last 60 minutes)"]], force=True)["result"][0][
-        "data"
-    ]
-    [(expected,)] = (
-        tables.client(superset)
-        .query("SELECT sum(events) FROM realtime_events_per_minute WHERE minute >= now() - INTERVAL 60 MINUTE AND minute < now()")
-        .result_rows
-    )
-    assert sum(r["events"] for r in rows) == expected > 0
-    [today] = client.chart_data(deployed.charts[uuid["DAU today (so far)"]], force=True)["result"][0]["data"]
-    [(dau,)] = tables.client(superset).query("SELECT dau_today FROM realtime_dau_now").result_rows
-    assert today["dau_today"] == dau
+    uuid = {
+        p.removeprefix("charts/").removesuffix(".yaml"): str(o["uuid"]) for p, o in bundle.items() if p.startswith("charts/rt_")
+    }
+    ch = tables.client(superset)
+
+    def data(chart: str) -> list[dict]:
+        return client.chart_data(deployed.charts[uuid[chart]], force=True)["result"][0]["data"]
+
+    # each chart's own query (last 60 minutes) against the realtime views, independently
+    last_hour = "minute >= now() - INTERVAL 60 MINUTE AND minute < now()"
+    [(events,)] = ch.query(f"SELECT sum(events) FROM realtime_events_per_minute WHERE {last_hour}").result_rows
+    assert sum(r["events"] for r in data("rt_events_per_minute")) == events > 0
+    [(bad,)] = ch.query(f"SELECT sum(messages) FROM realtime_quarantine_per_minute WHERE {last_hour}").result_rows
+    assert sum(r["messages"] for r in data("rt_quarantine_per_minute")) == bad > 0
+    [(today, yesterday)] = ch.query("SELECT dau_today, dau_yesterday_same_time FROM realtime_dau_now").result_rows
+    assert data("rt_dau_today")[0]["dau_today"] == today == streamed[0]["dau"].get(datetime.now(UTC).date().isoformat(), today)
+    assert data("rt_dau_yesterday")[0]["dau_yesterday_same_time"] == yesterday
     env = {
         **os.environ,
         "SUPERSET_URL": superset.superset.base_url,
