@@ -17,7 +17,6 @@ Uses its own topic and checkpoint and RESETS the realtime tables.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import subprocess
@@ -39,7 +38,7 @@ from pulse.services import registry
 from pulse.services.clickhouse import ClickHouse
 from pulse.services.kafka import Kafka
 from pulse.services.stream import StreamJob
-from pulse.streaming import tables
+from pulse.streaming import live, tables
 from pulse.streaming.topic import ensure_topic
 
 RESULTS: list[dict] = []
@@ -88,14 +87,8 @@ class Sampler:
 
 
 def end_offsets(s) -> int:
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({**s.kafka.client_config(), "group.id": "pulse-bench-probe"}, logger=logging.getLogger("pulse.kafka"))
-    try:
-        meta = c.list_topics(s.stream.topic, timeout=10).topics[s.stream.topic]
-        return sum(c.get_watermark_offsets(TopicPartition(s.stream.topic, p), timeout=10)[1] for p in meta.partitions)
-    finally:
-        c.close()
+    """Messages ever written to the topic (the sum of its partitions' end offsets)."""
+    return sum(live.end_offsets(s).values())
 
 
 def processed(ch) -> int:

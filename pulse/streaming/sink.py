@@ -126,11 +126,14 @@ class RealtimeSink:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         batch = judge(messages, self.lateness).toArrow()
+        ends: dict[int, int] = {}  # partition -> last offset of the batch
         if batch.num_rows:
             batch = self._mark_copies(batch, batch_id)
             self._write(batch, batch_id)
-            self._commit_offsets(batch)
-        self._record(batch, batch_id, started)
+            last = batch.group_by("kafka_partition").aggregate([("kafka_offset", "max")])
+            ends = dict(zip(last["kafka_partition"].to_pylist(), last["kafka_offset_max"].to_pylist(), strict=True))
+            self._commit_offsets(ends)
+        self._record(batch, batch_id, started, ends)
         self.last = {"batch_id": batch_id, "rows": batch.num_rows, "seconds": round(time.perf_counter() - t0, 3)}
 
     def _token(self, batch_id: int, table: str) -> dict:
@@ -209,7 +212,7 @@ class RealtimeSink:
         activity = activity.rename_columns(["minute", "day", "event_type", "user_id", "event_time"])
         self.ch.insert_arrow("realtime_activity_input", activity)  # sets: a replay adds nothing
 
-    def _commit_offsets(self, batch: pa.Table) -> None:
+    def _commit_offsets(self, ends: dict[int, int]) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
         if self._committer is None:
@@ -217,25 +220,14 @@ class RealtimeSink:
                 {**self.settings.kafka.client_config(), "group.id": CONSUMER_GROUP, "enable.auto.commit": False},
                 logger=LOG,
             )
-        ends = batch.group_by("kafka_partition").aggregate([("kafka_offset", "max")])
-        offsets = [
-            TopicPartition(self.settings.stream.topic, p, o + 1)
-            for p, o in zip(ends["kafka_partition"].to_pylist(), ends["kafka_offset_max"].to_pylist(), strict=True)
-        ]
+        offsets = [TopicPartition(self.settings.stream.topic, p, o + 1) for p, o in ends.items()]
         with contextlib.suppress(Exception):  # visibility only: Spark's checkpoint is what resumes the stream
             self._committer.commit(offsets=offsets, asynchronous=False)
 
-    def _record(self, batch: pa.Table, batch_id: int, started: datetime) -> None:
-        rules = batch["rule"] if batch.num_rows else pa.array([], pa.string())
-        quarantined = batch.num_rows - pc.sum(pc.is_null(rules).cast(pa.int64())).as_py() if batch.num_rows else 0
-        ends = batch.group_by("kafka_partition").aggregate([("kafka_offset", "max")]) if batch.num_rows else None
-        offsets = (
-            ",".join(
-                f"{p}:{o}" for p, o in zip(ends["kafka_partition"].to_pylist(), ends["kafka_offset_max"].to_pylist(), strict=True)
-            )
-            if ends is not None
-            else ""
-        )
+    def _record(self, batch: pa.Table, batch_id: int, started: datetime, ends: dict[int, int]) -> None:
+        accepted = pc.sum(pc.is_null(batch["rule"]).cast(pa.int64())).as_py() if batch.num_rows else 0
+        quarantined = batch.num_rows - accepted
+        offsets = ",".join(f"{p}:{o}" for p, o in sorted(ends.items()))
         self.ch.insert(
             "realtime_batches",
             [
