@@ -52,14 +52,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     s = settings()
     print(f"PULSE_HOME={s.home}")
-    print(f"{'service':<12}{'mode':<10}{'state':<7}{'pid':<9}{'endpoint':<45}detail / log")
+    print(f"{'service':<22}{'mode':<10}{'state':<7}{'pid':<9}{'endpoint':<45}detail / log")
     rows = registry.statuses(s)
     for st in rows:
         mode = "local" if st.managed else "external"
         state = "up" if st.up else "DOWN"
-        print(f"{st.name:<12}{mode:<10}{state:<7}{st.pid or '-'!s:<9}{st.endpoint:<45}{st.detail}")
+        print(f"{st.name:<22}{mode:<10}{state:<7}{st.pid or '-'!s:<9}{st.endpoint:<45}{st.detail}")
         if st.log:
-            print(f"{'':<38}log: {st.log}")
+            print(f"{'':<48}log: {st.log}")
     return 0 if all(st.up for st in rows) else 1
 
 
@@ -73,6 +73,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """Service status plus the prerequisites a fresh machine may lack, each with its fix."""
     from pulse.jvm import check_kafka_broker, check_spark_extras
     from pulse.modeling.dbt_runner import dbt_binary
+    from pulse.services.airflow import airflow_binary
     from pulse.services.objectstore import weed_binary
     from pulse.services.postgres import pg_bindir
     from pulse.services.superset import superset_binary
@@ -98,6 +99,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     check("chdb (ClickHouse engine)", lambda: __import__("chdb").__version__, "pip install chdb-core")
     check("dbt", dbt_binary, "pip install 'dbt-core~=1.10.0' 'dbt-clickhouse~=1.10.0'")
     check("superset (own venv)", superset_binary, "bash scripts/install.sh (creates .venv-superset)")
+    check("airflow (own venv)", airflow_binary, "bash scripts/install.sh (creates .venv-airflow)")
     check("maven (JVM jars at install)", lambda: _existing(shutil.which("mvn"), "mvn not on PATH"), "apt-get install maven")
     check("spark jars (S3A, Kafka)", check_spark_extras, "bash scripts/install.sh (mvn resolves jvm/spark/pom.xml)")
     check("kafka broker jars", check_kafka_broker, "bash scripts/install.sh (mvn resolves jvm/kafka/pom.xml)")
@@ -326,6 +328,55 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_airflow(args: argparse.Namespace) -> int:
+    """Stage 6: run pulse_daily for a day through Airflow's REST API and report it, or list recent runs."""
+    from pulse import pipeline
+    from pulse.orchestration.airflow_api import DAILY_DAG, AirflowClient
+
+    s = settings()
+    if args.action == "runs":
+        client = AirflowClient(s.airflow)
+        for dag_id in (DAILY_DAG, "pulse_bi_refresh"):
+            for run in client.runs(dag_id, limit=args.limit):
+                took = f"{run.seconds:7.1f}s" if run.seconds is not None else "      -"
+                print(f"{dag_id:<17} {run.state:<8} {took}  logical {run.logical_date or '-':<21} {run.run_id}  {run.conf or ''}")
+        return 0
+    day = args.day or _last_committed_day(s, args.source)
+    print(f"[airflow] pulse_daily for {day} (source {args.source}) -> {s.airflow.base_url}")
+    result = pipeline.orchestrate_day(s, day, args.source, wait=not args.no_wait)
+    _print_airflow(s, result)
+    return 0 if result.state in ("success", "queued", "running") else 1
+
+
+def _last_committed_day(s: Settings, source: str) -> date:
+    """The newest complete day of a source's last successful load: what a daily run of it should process."""
+    from pulse.orchestration.daily import last_complete_day
+
+    day = last_complete_day(s, source)
+    if day is None:
+        raise SystemExit(f"no successful load of source {source} yet: give --day YYYY-MM-DD")
+    return day
+
+
+def _print_airflow(s: Settings, result) -> None:
+    took = f" in {result.seconds:.0f}s" if result.seconds is not None else ""
+    print(f"  run {result.run_id}: {result.state}{took}")
+    for task_id, (state, seconds) in result.tasks.items():
+        print(f"    {task_id:<14} {state:<16} {f'{seconds:.1f}s' if seconds else ''}")
+    if result.ml_output:
+        print(f"  ml_output: {result.ml_output['rows']} rows in {result.ml_output['table']}")
+        for check in result.ml_output["checks"]:
+            print(f"  {'ALERT ' if check['outside'] else 'ok    '}{check['text']}")
+    if result.data_alert and result.data_alert.get("sent"):
+        print(f"  data alert sent: {result.data_alert['sent']}")
+    if result.bi:
+        print(f"  BI refresh (pulse_bi_refresh, set off by the ml_output asset): {result.bi}")
+    print(f"  Airflow: {result.url}")
+    secret = s.home / "secrets" / "airflow_admin_password"
+    where = f"password in {secret}" if s.airflow.managed else "password from your configuration"
+    print(f"  log in as '{s.airflow.admin_user}' ({where})")
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from pulse.staging.migrate import migrate
 
@@ -384,27 +435,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.source = demo_source(args)
     args.dataset = args.out or str(_dataset_dir(s, args.source))
     args.out = args.dataset
-    print(f"[1/8] services (demo source {args.source})")
+    print(f"[1/9] services (demo source {args.source})")
     registry.up(s)
-    print("[2/8] demo dataset")
+    print("[2/9] demo dataset")
     cmd_generate(args)
-    print("[3/8] RAW layer in S3")
+    print("[3/9] RAW layer in S3")
     cmd_upload(args)
-    print("[4/8] Spark cleaning job -> Postgres staging")
+    print("[4/9] Spark cleaning job -> Postgres staging")
     if cmd_clean(args):
         return 1
-    print("[5/8] dbt: staging -> intermediate -> marts in ClickHouse (models and tests)")
+    print("[5/9] dbt: staging -> intermediate -> marts in ClickHouse (models and tests)")
     args.action, args.full_refresh, args.select = "build", False, None
     if cmd_model(args):
         return 1
     _print_kpis(s, args.source)
-    print("\n[6/8] ML: DAU and revenue forecasts (backtest), user segments, report")
+    print("\n[6/9] ML: DAU and revenue forecasts (backtest), user segments, report")
     args.action = "report"
     if cmd_ml(args):
         return 1
     from pulse import pipeline
 
-    print("\n[7/8] BI: the analytical memo and the Superset dashboards")
+    print("\n[7/9] BI: the analytical memo and the Superset dashboards")
     result = pipeline.deploy_bi(s, args.source)
     print()
     print(result.memo.markdown(with_sql=False))
@@ -412,12 +463,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_bi(s, result)
     from pulse.streaming.producer import ProduceParams
 
-    print("\n[8/8] Streaming: a live burst, producer -> Kafka -> Spark Structured Streaming -> ClickHouse")
+    print("\n[8/9] Streaming: a live burst, producer -> Kafka -> Spark Structured Streaming -> ClickHouse")
     live = pipeline.stream_burst(s, ProduceParams(rate=2_000, duration=15, dirty_rate=0.02))
     print(live.report())
     print(f"  Realtime dashboard (refreshes every 10 s): {s.superset.base_url}/superset/dashboard/realtime/")
     print("  more: `pulse stream produce --rate 5000 --duration 60` while the dashboard is open")
-    return 0
+    day = _last_committed_day(s, args.source)
+    print(f"\n[9/9] Airflow: pulse_daily for {day} (RAW → staging → marts → ML → ml_output → data alert → BI refresh)")
+    result = pipeline.orchestrate_day(s, day, args.source, echo=print)
+    _print_airflow(s, result)
+    return 0 if result.state == "success" else 1
 
 
 def _print_kpis(s: Settings, source: str = DEMO_SOURCE) -> None:
@@ -581,6 +636,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=date.fromisoformat, help="reconcile: the UTC day (default today)")
     p.add_argument("--source", type=_source, help="reconcile: the batch source that received the same events")
     p.set_defaults(fn=cmd_stream)
+
+    p = sub.add_parser(
+        "airflow",
+        help="stage 6: run the pulse_daily DAG for a day through Airflow (and follow it), or list recent runs",
+        description="run: trigger pulse_daily for --day (default: the last complete day of the source's last load) "
+        "through Airflow's REST API, follow its tasks, print the result (a day that has a run is run again); "
+        "runs: the recent runs of pulse_daily and pulse_bi_refresh. `pulse services up airflow` starts Airflow.",
+    )
+    p.add_argument("action", choices=["run", "runs"])
+    p.add_argument("--day", type=date.fromisoformat, help="run: the day to process (YYYY-MM-DD)")
+    p.add_argument("--source", type=_source, default=DEMO_SOURCE, help=f"run: the source (default {DEMO_SOURCE})")
+    p.add_argument("--no-wait", action="store_true", help="run: trigger and return")
+    p.add_argument("--limit", type=int, default=10, help="runs: how many per DAG (default 10)")
+    p.set_defaults(fn=cmd_airflow)
 
     sub.add_parser("migrate", help="apply pending staging SQL migrations").set_defaults(fn=cmd_migrate)
     return parser

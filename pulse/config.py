@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from pulse.domain import source_name
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_SOURCE = "demo"  # the source the demo loads, and what commands act on by default
 # The ClickHouse named collection holding the Postgres credentials, and the database dbt attaches with it
@@ -270,6 +272,57 @@ class StreamConfig:
 
 
 @dataclass(frozen=True)
+class AirflowConfig:
+    url: str | None  # None -> the managed local Airflow (its own venv, components on loopback)
+    port: int  # the api-server (UI, REST, execution API)
+    admin_user: str
+    admin_password: str
+    metadata_database: str  # Airflow's metadata DB, in the project's PostgreSQL
+    metadata_user: str
+    metadata_password: str
+    secret_key: str  # one per installation: fernet key, API secret and JWT secret derive from it
+    parallelism: int  # task slots of the LocalExecutor (2 cores: 2)
+    schedule: str  # cron of pulse_daily; each run processes the day before it runs
+    source: str  # the source pulse_daily runs for
+    retries: int  # per task, with exponential back-off
+    raw_wait_hours: float  # how long the sensor waits for the day's RAW partition before the run fails
+
+    @property
+    def managed(self) -> bool:
+        return self.url is None
+
+    @property
+    def base_url(self) -> str:
+        return (self.url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Where alerts go; a channel is on when its settings are there (none by default)."""
+
+    slack_webhook_url: str | None  # an incoming webhook, e.g. https://hooks.slack.com/services/T…/B…/…
+    telegram_token: str | None
+    telegram_chat_id: str | None
+    telegram_api_url: str  # the Bot API's base URL (a local stand-in in tests)
+    smtp_host: str | None
+    smtp_port: int
+    smtp_user: str | None
+    smtp_password: str | None
+    smtp_starttls: bool
+    email_from: str
+    email_to: str | None  # comma-separated
+
+    @property
+    def channels(self) -> list[str]:
+        on = {
+            "slack": bool(self.slack_webhook_url),
+            "telegram": bool(self.telegram_token and self.telegram_chat_id),
+            "email": bool(self.smtp_host and self.email_to),
+        }
+        return [name for name, enabled in on.items() if enabled]
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     s3: S3Config
@@ -280,6 +333,8 @@ class Settings:
     superset: SupersetConfig
     kafka: KafkaConfig
     stream: StreamConfig
+    airflow: AirflowConfig
+    alerts: AlertsConfig
 
     @property
     def logs_dir(self) -> Path:
@@ -302,7 +357,7 @@ def load_settings() -> Settings:
     table = _toml()
     s3, pg, spark, ch = _Source("s3", table), _Source("pg", table), _Source("spark", table), _Source("ch", table)
     pipeline, bi, kafka = _Source("pipeline", table), _Source("superset", table), _Source("kafka", table)
-    stream = _Source("stream", table)
+    stream, airflow, alerts = _Source("stream", table), _Source("airflow", table), _Source("alerts", table)
     home = Path(os.environ.get("PULSE_HOME", table.get("home", REPO_ROOT / ".pulse"))).resolve()
     return Settings(
         home=home,
@@ -379,6 +434,34 @@ def load_settings() -> Settings:
             lateness_minutes=stream.int("lateness_minutes", 10),
             max_offsets_per_trigger=stream.int("max_offsets_per_trigger", 500_000),
             checkpoint=stream.get("checkpoint", str(home / "checkpoints" / "realtime")),  # type: ignore[arg-type]
+        ),
+        airflow=AirflowConfig(
+            url=airflow.get("url", None),
+            port=airflow.int("port", 18080),
+            admin_user=airflow.get("admin_user", "admin"),  # type: ignore[arg-type]
+            admin_password=airflow.secret("admin_password", home),
+            metadata_database=airflow.get("metadata_database", "airflow"),  # type: ignore[arg-type]
+            metadata_user=airflow.get("metadata_user", "airflow"),  # type: ignore[arg-type]
+            metadata_password=airflow.secret("metadata_password", home),
+            secret_key=airflow.secret("secret_key", home),
+            parallelism=airflow.int("parallelism", 2),
+            schedule=airflow.get("schedule", "30 0 * * *"),  # type: ignore[arg-type]
+            source=source_name(airflow.get("source", DEMO_SOURCE)),  # type: ignore[arg-type]
+            retries=airflow.int("retries", 2),
+            raw_wait_hours=float(airflow.get("raw_wait_hours", "6")),  # type: ignore[arg-type]
+        ),
+        alerts=AlertsConfig(
+            slack_webhook_url=alerts.get("slack_webhook_url", None),
+            telegram_token=alerts.get("telegram_token", None),
+            telegram_chat_id=alerts.get("telegram_chat_id", None),
+            telegram_api_url=alerts.get("telegram_api_url", "https://api.telegram.org"),  # type: ignore[arg-type]
+            smtp_host=alerts.get("smtp_host", None),
+            smtp_port=alerts.int("smtp_port", 587),
+            smtp_user=alerts.get("smtp_user", None),
+            smtp_password=alerts.get("smtp_password", None),
+            smtp_starttls=(alerts.get("smtp_starttls", "true") or "true").lower() in ("1", "true", "yes"),
+            email_from=alerts.get("email_from", "pulse@localhost"),  # type: ignore[arg-type]
+            email_to=alerts.get("email_to", None),
         ),
     )
 

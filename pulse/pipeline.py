@@ -1,8 +1,18 @@
-"""One API for Pulse's steps, used by the CLI (and the demo); each returns an explicit result."""
+"""One API for Pulse's steps, used by the CLI, the demo and the Airflow DAGs; each returns an explicit result."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from pulse.config import DEMO_SOURCE, Settings
+
+
+def raw_partition(settings: Settings, source: str, day: date) -> dict | None:
+    """The committed RAW partition (its manifest) of ``source`` for ingest date ``day``, or None."""
+    from pulse.common import s3 as s3util
+    from pulse.lake import raw
+
+    return raw.read_manifest(s3util.client(settings.s3), settings.s3, source, day.isoformat())
 
 
 def clean(settings: Settings, source: str = DEMO_SOURCE, force: bool = False) -> dict:
@@ -19,18 +29,35 @@ def model(settings: Settings, source: str = DEMO_SOURCE, full_refresh: bool = Fa
     return dbt_runner.build(settings, source, full_refresh=full_refresh)
 
 
-def forecast(settings: Settings, source: str = DEMO_SOURCE, run_id: str | None = None):
-    """Stage 5: DAU and revenue forecasts with their backtest. Returns a ForecastResult."""
+def forecast(settings: Settings, source: str = DEMO_SOURCE, run_id: str | None = None, as_of: date | None = None):
+    """Stage 5: DAU and revenue forecasts with their backtest, on complete days up to ``as_of`` (default:
+    all). Returns a ForecastResult."""
     from pulse.ml.run import run_forecast
 
-    return run_forecast(settings, source, run_id)
+    return run_forecast(settings, source, run_id, as_of=as_of)
 
 
-def segment(settings: Settings, source: str = DEMO_SOURCE, run_id: str | None = None):
-    """Stage 5: k-means user segments. Returns a SegmentResult."""
+def segment(settings: Settings, source: str = DEMO_SOURCE, run_id: str | None = None, as_of: date | None = None):
+    """Stage 5: k-means user segments as of ``as_of`` (default: the last complete day). Returns a SegmentResult."""
     from pulse.ml.run import run_segment
 
-    return run_segment(settings, source, run_id)
+    return run_segment(settings, source, run_id, as_of=as_of)
+
+
+def check_forecast(settings: Settings, source: str, day: date, run_id: str):
+    """Stage 6's data alert: ``day``'s actual DAU and revenue against the forecast made the day before
+    (forecast run ``run_id``'s model and interval). Returns a list of pulse.ml.output.Check."""
+    from pulse.ml import output
+
+    return output.check_day(settings, source, day, run_id)
+
+
+def write_ml_output(settings: Settings, source: str, day: date, run_id: str, orchestrator_run_id: str, checks) -> dict:
+    """Stage 6: replace ``day``'s rows of ``ml_output`` (forecasts, backtest scores, segments, checks).
+    Returns the table and its rows per kind."""
+    from pulse.ml import output
+
+    return output.write(settings, source, day, run_id, orchestrator_run_id, checks)
 
 
 def deploy_bi(settings: Settings, source: str = DEMO_SOURCE, warm: bool = True):
@@ -69,3 +96,11 @@ def stream_burst(settings: Settings, params, echo=None):
     from pulse.streaming.live import burst
 
     return burst(settings, params, echo or say)
+
+
+def orchestrate_day(settings: Settings, day: date, source: str = DEMO_SOURCE, wait: bool = True, echo=None):
+    """Stage 6: run Airflow's ``pulse_daily`` for ``day`` (re-running the day if it ran before), follow it and
+    the BI refresh it sets off. Returns a DayRun (run id, state, per-task states and seconds, ml_output)."""
+    from pulse.orchestration.daily import run_day
+
+    return run_day(settings, day, source, wait=wait, echo=echo)

@@ -67,6 +67,18 @@ else
   echo "==> pip: .venv-superset up to date"
 fi
 
+# Airflow in a venv of its own too: it schedules and alerts; Pulse's steps run in .venv (ExternalPython tasks)
+stamp=.venv-airflow/.pulse-installed
+if [ ! -f "$stamp" ] || [ airflow/requirements.txt -nt "$stamp" ]; then
+  echo "==> pip: installing Apache Airflow into .venv-airflow (~300 MB)"
+  [ -x .venv-airflow/bin/python ] || "$PY" -m venv .venv-airflow
+  .venv-airflow/bin/pip install -q --upgrade pip
+  .venv-airflow/bin/pip install -q -r airflow/requirements.txt
+  touch "$stamp"
+else
+  echo "==> pip: .venv-airflow up to date"
+fi
+
 # playwright-core drives Debian's chromium in the browser tests (it never downloads a browser)
 if [ ! -d tests/browser/node_modules/playwright-core ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
   echo "==> npm: playwright-core for the browser tests"

@@ -58,6 +58,7 @@ class Model:
 
     def fit(self, history: pd.Series) -> Model:
         self.history, self.origin = history.astype(float), history.index[0]
+        self.cap = float(np.log1p(max(self.history.max(), 1.0) * 10))
         if self.est is not None:
             feats = make_features(np.log1p(self.history), self.origin)
             self.columns = list(feats.columns)
@@ -77,8 +78,10 @@ class Model:
             else:
                 extended = pd.concat([np.log1p(hist), pd.Series([np.nan], index=[day])])
                 row = history_features(extended).iloc[[-1]].join(calendar(pd.DatetimeIndex([day]), self.origin))
-                yhat = float(np.expm1(self.est.predict(row[self.columns].to_numpy())[0]))
-                yhat = max(yhat, 0.0)  # counts and revenue are never negative
+                log_yhat = float(self.est.predict(row[self.columns].to_numpy())[0])
+                # never negative, and at most 10x the largest value seen: an unstable fit on a short or
+                # sparse history (a linear model's recursion) must not run off to infinity
+                yhat = min(max(float(np.expm1(min(log_yhat, self.cap))), 0.0), np.expm1(self.cap))
             hist.loc[day] = yhat
             out.append((day, yhat))
         return pd.Series(dict(out), name=self.name)
@@ -136,13 +139,16 @@ def backtest(series: pd.Series, metric: str, min_train: int = 60, step: int = 2,
     mean_mase = scores[scores.horizon.isin(HORIZONS)].groupby("model").mase.mean()  # baselines may win too
     best = str(mean_mase.idxmin())
     chosen = preds[preds.model == best]
-    quantiles = {}
-    for h in range(1, MAX_HORIZON + 1):
-        resid = (chosen.actual - chosen.yhat)[chosen.horizon == h]
-        if len(resid) < 5:  # few folds: pool every horizon's residuals
-            resid = chosen.actual - chosen.yhat
-        quantiles[h] = (float(resid.quantile(INTERVAL[0])), float(resid.quantile(INTERVAL[1])))
+    quantiles = {h: residual_interval(chosen, h) for h in range(1, MAX_HORIZON + 1)}
     return Backtest(metric, preds, scores, best, len(cuts), quantiles)
+
+
+def residual_interval(chosen: pd.DataFrame, h: int) -> tuple[float, float]:
+    """The interval's offsets at horizon ``h`` from one model's backtest rows (actual, yhat, horizon)."""
+    resid = (chosen.actual - chosen.yhat)[chosen.horizon == h]
+    if len(resid) < 5:  # few folds: pool every horizon's residuals
+        resid = chosen.actual - chosen.yhat
+    return float(resid.quantile(INTERVAL[0])), float(resid.quantile(INTERVAL[1]))
 
 
 def score(preds: pd.DataFrame) -> pd.DataFrame:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -38,15 +38,20 @@ def output_dir(settings: Settings, source: str, run_id: str) -> Path:
     return path
 
 
-def daily_series(settings: Settings, source: str, metric: str) -> pd.Series:
-    """The metric per *complete* day from the published marts, gap-free (a day without rows is 0)."""
+def daily_series(settings: Settings, source: str, metric: str, as_of: date | None = None) -> pd.Series:
+    """The metric per *complete* day from the published marts, gap-free (a day without rows is 0),
+    up to ``as_of`` when given (a scheduled run for an older day sees only what was known then)."""
     table, day, value = METRICS[metric]
     client = ch_client(settings.clickhouse, database=settings.clickhouse.marts_database(source))
     frame = client.query_df(f"SELECT {day} AS day, toFloat64({value}) AS v FROM {table} WHERE is_complete ORDER BY day")
     if frame.empty:
         raise ValueError(f"no complete days in {table} of source {source}: build the marts first")
-    series = frame.set_index(pd.to_datetime(frame.day)).v
-    return series.asfreq("D", fill_value=0.0).rename(metric)
+    series = frame.set_index(pd.to_datetime(frame.day)).v.asfreq("D", fill_value=0.0).rename(metric)
+    if as_of is not None:
+        series = series.loc[: pd.Timestamp(as_of)]
+        if series.empty:
+            raise ValueError(f"no complete days in {table} of source {source} up to {as_of}")
+    return series
 
 
 @dataclass
@@ -76,23 +81,25 @@ class ForecastResult:
         )
 
 
-def run_forecast(settings: Settings, source: str, run_id: str | None = None, seed: int = 42) -> ForecastResult:
+def run_forecast(
+    settings: Settings, source: str, run_id: str | None = None, seed: int = 42, as_of: date | None = None
+) -> ForecastResult:
     t0 = time.perf_counter()
     run_id = run_id or new_run_id()
     out = output_dir(settings, source, run_id)
     frames_fc, frames_metrics, best, forecasts, models, all_scores = [], [], {}, {}, {}, []
-    as_of = None
+    last_day = None
     pictures: list[Path] = []
     for metric in METRICS:
-        series = daily_series(settings, source, metric)
-        as_of = series.index[-1].date()
-        say(f"    {metric}: backtest on {len(series)} complete days to {as_of}")
+        series = daily_series(settings, source, metric, as_of)
+        last_day = series.index[-1].date()
+        say(f"    {metric}: backtest on {len(series)} complete days to {last_day}")
         bt = forecast.backtest(series, metric, seed=seed)
         fwd, model = forecast.forward(series, bt, seed=seed)
         best[metric], forecasts[metric], models[metric] = bt.best, fwd, model
         preds = bt.predictions.assign(metric=metric, is_backtest=True, yhat_lower=np.nan, yhat_upper=np.nan)
         frames_fc.append(preds.assign(origin=preds.origin.dt.date, target_date=preds.target_date.dt.date)[FORECAST_COLUMNS])
-        ahead = {"metric": metric, "model": bt.best, "is_backtest": False, "origin": as_of, "actual": np.nan}
+        ahead = {"metric": metric, "model": bt.best, "is_backtest": False, "origin": last_day, "actual": np.nan}
         frames_fc.append(
             fwd.assign(**ahead, horizon=range(1, len(fwd) + 1), target_date=fwd.target_date.dt.date)[FORECAST_COLUMNS]
         )
@@ -110,17 +117,17 @@ def run_forecast(settings: Settings, source: str, run_id: str | None = None, see
     metadata = {
         "run_id": run_id,
         "source": source,
-        "as_of": as_of,
+        "as_of": last_day,
         "chosen": best,
         "features": list(models["dau"].columns) if hasattr(models["dau"], "columns") else None,
         "library_versions": _versions(),
         "metrics": metrics.to_dict("records"),
     }
     artefacts = store.save_artefact(settings, source, "forecast", run_id, models, metadata)
-    store.write_run(settings, source, "forecast", run_id, as_of, {"ml_forecasts": fc, "ml_model_metrics": metrics},
+    store.write_run(settings, source, "forecast", run_id, last_day, {"ml_forecasts": fc, "ml_model_metrics": metrics},
                     {"chosen": best, "artefacts": artefacts})  # fmt: skip
     (out / "backtest.json").write_text(json.dumps(metadata, indent=1, default=str))
-    return ForecastResult(run_id, source, str(as_of), best, pd.concat(all_scores), forecasts, artefacts, out,
+    return ForecastResult(run_id, source, str(last_day), best, pd.concat(all_scores), forecasts, artefacts, out,
                           round(time.perf_counter() - t0, 2), pictures)  # fmt: skip
 
 
@@ -151,11 +158,13 @@ class SegmentResult:
     pictures: list[Path] = field(default_factory=list)
 
 
-def run_segment(settings: Settings, source: str, run_id: str | None = None, seed: int = 42) -> SegmentResult:
+def run_segment(
+    settings: Settings, source: str, run_id: str | None = None, seed: int = 42, as_of: date | None = None
+) -> SegmentResult:
     t0 = time.perf_counter()
     run_id = run_id or new_run_id()
     out = output_dir(settings, source, run_id)
-    as_of = daily_series(settings, source, "dau").index[-1]
+    as_of = daily_series(settings, source, "dau", as_of).index[-1]
     activity = user_activity(settings, source)
     features = segment.user_features(activity, as_of)
     previous = store.load_latest_artefact(settings, source, "segment")

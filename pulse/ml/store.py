@@ -53,7 +53,8 @@ def ensure_tables(settings: Settings, source: str) -> None:
         order = "(run_id)" if name == "ml_runs" else "(run_id, trained_at)"
         client.command(f"CREATE TABLE IF NOT EXISTS {ident(name)} ({columns}) ENGINE = MergeTree ORDER BY {order}")
     for kind, tables in KIND_TABLES.items():
-        latest = f"(SELECT argMax(run_id, trained_at) FROM ml_runs WHERE kind = '{kind}')"  # finished runs only
+        # finished runs only; the newest *as-of date* wins, so backfilling an older day does not become "latest"
+        latest = f"(SELECT argMax(run_id, (as_of_date, trained_at)) FROM ml_runs WHERE kind = '{kind}')"
         for name in tables:
             client.command(
                 f"CREATE OR REPLACE VIEW {ident(name + '_latest')} AS SELECT * FROM {ident(name)} WHERE run_id = {latest}"

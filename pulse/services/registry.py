@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pulse.config import Settings
+from pulse.services.airflow import AIRFLOW_SERVICES
 from pulse.services.base import ManagedProcess, Service, ServiceStatus
 from pulse.services.clickhouse import ClickHouse
 from pulse.services.kafka import Kafka
@@ -12,7 +13,7 @@ from pulse.services.spark import Spark
 from pulse.services.stream import StreamJob
 from pulse.services.superset import Superset
 
-SERVICE_TYPES: list[type[Service]] = [ObjectStore, Postgres, Spark, ClickHouse, Superset, Kafka, StreamJob]
+SERVICE_TYPES: list[type[Service]] = [ObjectStore, Postgres, Spark, ClickHouse, Superset, Kafka, StreamJob, *AIRFLOW_SERVICES]
 
 
 def all_services(settings: Settings) -> list[Service]:
@@ -23,10 +24,13 @@ def pick(settings: Settings, names: list[str] | None) -> list[Service]:
     services = all_services(settings)
     if not names:
         return services
-    unknown = set(names) - {s.name for s in services}
+    def chosen(svc: Service) -> bool:  # a name also picks its components: "airflow" is airflow + airflow-*
+        return any(svc.name == n or svc.name.startswith(n + "-") for n in names)
+
+    unknown = [n for n in names if not any(s.name == n for s in services)]
     if unknown:
         raise SystemExit(f"unknown service(s): {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in services)}")
-    return [s for s in services if s.name in names]
+    return [s for s in services if chosen(s)]
 
 
 def up(settings: Settings, names: list[str] | None = None, echo=print) -> None:

@@ -1,0 +1,231 @@
+"""Stage 6 against real services: Pulse's Airflow (its own venv, four components, metadata in the test
+PostgreSQL) runs pulse_daily for one logical date through the REST API on small data; the marts, the
+ML tables, ml_output and Superset's chart cache are checked against independent reads; the same day
+run again changes nothing; a failure and a data alert reach real SMTP/HTTP receivers on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from datetime import UTC, date, datetime
+
+import pytest
+
+from pulse.common.clickhouse import client as ch_client
+from pulse.config import load_settings
+from pulse.datagen import generate_dataset
+from pulse.datagen.dirty import DirtParams
+from pulse.datagen.events import GenParams
+from pulse.lake import raw
+from pulse.orchestration.airflow_api import BI_DAG, DAILY_DAG, AirflowClient
+from pulse.orchestration.tasks import ml_run_id
+from pulse.services import registry
+from tests.integration.alert_receivers import Receivers
+
+pytestmark = pytest.mark.integration
+SOURCE = "aftest"
+DAY = date(2026, 10, 31)
+MISSING_DAY = date(2026, 12, 20)  # no RAW partition: the sensor times out
+HTTP_PORT, SMTP_PORT = 28099, 28025
+
+
+@pytest.fixture(scope="module")
+def airflow(superset, tmp_path_factory):
+    smtp_password = secrets.token_urlsafe(12)
+    env = {
+        "PULSE_AIRFLOW_PORT": "28080",
+        "PULSE_AIRFLOW_SOURCE": SOURCE,
+        "PULSE_AIRFLOW_RETRIES": "0",  # the failure test needs the first failure to be final
+        "PULSE_AIRFLOW_RAW_WAIT_HOURS": "0.01",  # 36 s
+        "PULSE_ALERTS_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{HTTP_PORT}/slack/T000/B000/xyz",
+        "PULSE_ALERTS_TELEGRAM_TOKEN": "123456:test-token",
+        "PULSE_ALERTS_TELEGRAM_CHAT_ID": "4242",
+        "PULSE_ALERTS_TELEGRAM_API_URL": f"http://127.0.0.1:{HTTP_PORT}/telegram",
+        "PULSE_ALERTS_SMTP_HOST": "127.0.0.1",
+        "PULSE_ALERTS_SMTP_PORT": str(SMTP_PORT),
+        "PULSE_ALERTS_SMTP_USER": "alerts",
+        "PULSE_ALERTS_SMTP_PASSWORD": smtp_password,
+        "PULSE_ALERTS_SMTP_STARTTLS": "false",
+        "PULSE_ALERTS_EMAIL_TO": "oncall@example.com",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    receivers = Receivers(HTTP_PORT, SMTP_PORT, "alerts", smtp_password).start()
+    settings = load_settings()
+    out = tmp_path_factory.mktemp("airflow") / SOURCE
+    generate_dataset(out, GenParams(n_events=60_000, days=120, end_date=DAY, seed=7), DirtParams(rate=0.02))
+    raw.upload_dataset(settings.s3, out, SOURCE)
+    t0 = time.monotonic()
+    registry.up(settings, ["airflow"], echo=lambda _m: None)
+    started = time.monotonic() - t0
+    client = AirflowClient(settings.airflow)
+    client.wait_for_dag(DAILY_DAG)
+    client.wait_for_dag(BI_DAG)
+    client.set_paused(BI_DAG, False)
+    try:
+        yield settings, client, receivers, started
+    finally:
+        registry.down(settings, ["airflow"], echo=lambda _m: None)
+        receivers.stop()
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+@pytest.fixture(scope="module")
+def daily(airflow):
+    settings, client, receivers, _ = airflow
+    before = datetime.now(UTC)
+    run = client.trigger_day(DAY, {"source": SOURCE})
+    run = client.wait(DAILY_DAG, run.run_id, timeout=1200)
+    tis = {ti["task_id"]: ti for ti in client.task_instances(DAILY_DAG, run.run_id)}
+    assert run.state == "success", {k: v["state"] for k, v in tis.items()}
+    return settings, client, receivers, run, tis, before
+
+
+def marts(settings):
+    return ch_client(settings.clickhouse, database=settings.clickhouse.marts_database(SOURCE))
+
+
+def test_airflow_runs_on_loopback_with_credentials(airflow):
+    settings, _client, _, started = airflow
+    import urllib.error
+    import urllib.request
+
+    from pulse.services.airflow import AIRFLOW_SERVICES
+
+    for cls in AIRFLOW_SERVICES:
+        status = cls(settings).status()
+        assert status.up and status.pid, status
+        assert status.log.exists()
+    with pytest.raises(urllib.error.HTTPError) as err:  # the REST API needs a token
+        urllib.request.urlopen(settings.airflow.base_url + "/api/v2/dags", timeout=5)
+    assert err.value.code in (401, 403)
+    bad = AirflowClient(type(settings.airflow)(**{**settings.airflow.__dict__, "admin_password": "wrong"}))
+    with pytest.raises(Exception, match=r"401|403"):
+        bad.token()
+    secrets_dir = settings.home / "secrets"
+    assert (secrets_dir / "airflow_admin_password").stat().st_mode & 0o777 == 0o600
+    cfg = (
+        (settings.data_dir / "airflow" / "airflow.cfg").read_text()
+        if (settings.data_dir / "airflow" / "airflow.cfg").exists()
+        else ""
+    )
+    for secret in (settings.airflow.admin_password, settings.airflow.metadata_password, os.environ["PULSE_ALERTS_SMTP_PASSWORD"]):
+        assert secret not in cfg
+        for log in settings.logs_dir.rglob("*.log"):
+            assert secret not in log.read_text(errors="replace"), log
+    print(f"\n  Airflow: 4 components healthy {started:.1f}s after `services up`")
+
+
+def test_pulse_daily_builds_marts_ml_output_and_refreshes_bi(daily):
+    settings, client, receivers, run, tis, before = daily
+    assert all(ti["state"] == "success" for ti in tis.values())
+    durations = ", ".join(f"{k} {v['duration']:.1f}s" for k, v in tis.items() if v.get("duration"))
+    print(f"\n  pulse_daily for {DAY}: {run.seconds:.1f}s ({durations})")
+    cleaned = client.xcom(DAILY_DAG, run.run_id, "clean")
+    ch = marts(settings)
+    # stage 1 and the marts, read back independently
+    from pulse.common import pg
+
+    with pg.connect(settings.postgres) as conn:
+        [(kept,)] = conn.execute("select count(*) from staging.events where source = %s", (SOURCE,)).fetchall()
+    assert cleaned["rows_out"] == kept > 50_000
+    [(dau,)] = ch.query("SELECT dau FROM user_daily_metrics WHERE metric_date = {d:Date}", parameters={"d": DAY}).result_rows
+    with pg.connect(settings.postgres) as conn:
+        [(users,)] = conn.execute(
+            "select count(distinct user_id) from staging.events where source = %s and event_time::date = %s", (SOURCE, DAY)
+        ).fetchall()
+    assert dau == users
+    # ml_output for the day: 14 days ahead per metric, the chosen models' scores, every segmented user, two checks
+    rows = ch.query_df("SELECT * FROM ml_output WHERE logical_date = {d:Date}", parameters={"d": DAY})
+    assert set(rows.run_id) == {ml_run_id(SOURCE, DAY.isoformat())} and set(rows.orchestrator_run_id) == {run.run_id}
+    assert (rows.kind == "forecast").sum() == 28 and (rows.kind == "backtest").sum() == 6
+    [(segmented,)] = ch.query(
+        "SELECT count() FROM user_segments WHERE run_id = {r:String}", parameters={"r": ml_run_id(SOURCE, DAY.isoformat())}
+    ).result_rows
+    assert rows[rows.kind == "segment"].value.sum() == segmented > 0
+    checks = rows[rows.kind == "check"].set_index("name")
+    assert set(checks.index) == {"dau", "revenue"}
+    assert checks.loc["dau", "value"] == dau
+    # the data alert: exactly the metrics outside their interval, and an alert on every channel if any
+    alert = client.xcom(DAILY_DAG, run.run_id, "data_alert")
+    outside = sorted(m for m, r in checks.iterrows() if not (r.lower <= r.value <= r.upper))
+    assert sorted(alert["outside"]) == outside
+    for channel in ("slack", "telegram", "email"):
+        got = [m for m in receivers.inbox.of(channel) if "data alert" in (m.get("subject") or m["text"])]
+        assert len(got) == (1 if outside else 0), channel
+        if outside:
+            assert f"{outside[0]} on {DAY}" in got[0]["text"] and "outside" in got[0]["text"]
+    # the BI refresh ran because ml_output (an asset) was updated
+    bi_run = wait_for_asset_run(client, after=before)
+    assert bi_run.state == "success"
+    refreshed = client.xcom(BI_DAG, bi_run.run_id, "refresh_bi")
+    assert refreshed["charts_refreshed"] > 20
+    cache = settings.data_dir / "superset" / "cache" / "data"
+    fresh = [p for p in cache.iterdir() if datetime.fromtimestamp(p.stat().st_mtime, UTC) > before]
+    assert len(fresh) >= refreshed["charts_refreshed"]
+    memo = settings.home / "reports" / SOURCE / "memo.md"
+    assert datetime.fromtimestamp(memo.stat().st_mtime, UTC) > before
+
+
+def wait_for_asset_run(client: AirflowClient, after: datetime, timeout: float = 300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = [
+            r for r in client.runs(BI_DAG) if r.queued_at and datetime.fromisoformat(r.queued_at.replace("Z", "+00:00")) > after
+        ]
+        if runs:
+            return client.wait(BI_DAG, runs[0].run_id, timeout=timeout)
+        time.sleep(2)
+    raise TimeoutError("no pulse_bi_refresh run after the ml_output asset was updated")
+
+
+def test_running_the_same_day_again_changes_nothing(daily):
+    settings, client, _, run, _, _ = daily
+    ch = marts(settings)
+    snapshot_sql = (
+        "SELECT kind, name, target_date, model, round(value, 6), round(lower, 6), round(upper, 6), details "
+        "FROM ml_output WHERE logical_date = {d:Date} ORDER BY kind, name, target_date"
+    )
+    counts_sql = (
+        "SELECT (SELECT count() FROM user_daily_metrics), (SELECT sum(revenue_usd) FROM revenue_daily), "
+        "(SELECT count() FROM ml_output)"
+    )
+    before = ch.query(snapshot_sql, parameters={"d": DAY}).result_rows, ch.query(counts_sql).result_rows
+    again = client.trigger_day(DAY, {"source": SOURCE})
+    assert again.run_id == run.run_id  # the day's run, cleared and run again, not a second run
+    again = client.wait(DAILY_DAG, again.run_id, timeout=1200)
+    assert again.state == "success"
+    after = ch.query(snapshot_sql, parameters={"d": DAY}).result_rows, ch.query(counts_sql).result_rows
+    assert after == before
+
+
+def test_a_failure_alerts_every_channel_with_the_details(airflow):
+    _settings, client, receivers, _ = airflow
+    run = client.trigger_day(MISSING_DAY, {"source": SOURCE})
+    run = client.wait(DAILY_DAG, run.run_id, timeout=600)
+    assert run.state == "failed"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        got = {c: [m for m in receivers.inbox.of(c) if "wait_for_raw" in m["text"]] for c in ("slack", "telegram", "email")}
+        if all(got.values()):
+            break
+        time.sleep(1)
+    for channel, messages in got.items():
+        assert messages, f"no failure alert on {channel}"
+        text = messages[0]["text"]
+        for needle in (
+            "DAG: pulse_daily",
+            "task: wait_for_raw",
+            f"run: {run.run_id}",
+            "try: 1",
+            "error: ",
+            "log: http://127.0.0.1:28080/",
+        ):
+            assert needle in text, (channel, needle, text)
+    email = got["email"][0]
+    assert email["login"] and email["to"] == ["oncall@example.com"] and "wait_for_raw" in email["subject"]
+    assert receivers.inbox.of("telegram")[0]["chat_id"] == "4242"
+    assert json.dumps(receivers.inbox.messages)  # everything that arrived is plain data

@@ -1,0 +1,66 @@
+"""Stage 6's pure parts: which day a run processes, the forecast check's verdict, alert connections
+filled from config (and only for enabled channels), service selection by group."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+from pulse.config import load_settings
+from pulse.ml.output import Check
+from pulse.orchestration.airflow_api import logical_date_for
+from pulse.services import registry
+from pulse.services.airflow import AirflowApiServer, alert_connections, fernet_key
+
+
+def test_a_days_run_is_dated_when_the_schedule_runs_it():
+    cfg = load_settings().airflow
+    assert logical_date_for(replace(cfg, schedule="30 0 * * *"), date(2026, 10, 31)) == datetime(2026, 11, 1, 0, 30, tzinfo=UTC)
+    assert logical_date_for(replace(cfg, schedule="@daily"), date(2026, 12, 31)) == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def test_check_is_outside_only_beyond_the_interval():
+    inside = Check("dau", "2026-10-31", "ridge", actual=100, yhat=98, lower=90, upper=100)
+    assert not inside.outside and "inside" in inside.describe()
+    above = replace(inside, actual=100.5)
+    below = replace(inside, actual=89.99)
+    assert above.outside and "above" in above.describe()
+    assert below.outside and "below" in below.describe()
+    assert "[90.00 – 100.00]" in below.describe()
+
+
+def test_alert_connections_only_for_enabled_channels(monkeypatch, tmp_path):
+    monkeypatch.setenv("PULSE_HOME", str(tmp_path))
+    for key in ("SLACK_WEBHOOK_URL", "TELEGRAM_TOKEN", "TELEGRAM_CHAT_ID", "SMTP_HOST", "EMAIL_TO"):
+        monkeypatch.delenv(f"PULSE_ALERTS_{key}", raising=False)
+    assert alert_connections(load_settings()) == {}
+    monkeypatch.setenv("PULSE_ALERTS_SLACK_WEBHOOK_URL", "http://127.0.0.1:9/slack/T/B/x")
+    monkeypatch.setenv("PULSE_ALERTS_SMTP_HOST", "127.0.0.1")  # no recipient: email stays off
+    settings = load_settings()
+    assert settings.alerts.channels == ["slack"]
+    conns = alert_connections(settings)
+    assert list(conns) == ["AIRFLOW_CONN_PULSE_SLACK"]
+    assert json.loads(conns["AIRFLOW_CONN_PULSE_SLACK"]) == {
+        "conn_type": "slackwebhook",
+        "password": "http://127.0.0.1:9/slack/T/B/x",
+    }
+
+
+def test_airflow_secrets_stay_out_of_files_and_derive_from_one_secret(monkeypatch, tmp_path):
+    monkeypatch.setenv("PULSE_HOME", str(tmp_path))
+    settings = load_settings()
+    env = AirflowApiServer(settings).environment()
+    assert (tmp_path / "secrets" / "airflow_secret_key").stat().st_mode & 0o777 == 0o600
+    assert env["AIRFLOW__CORE__FERNET_KEY"] == fernet_key(settings.airflow.secret_key)
+    assert len({env["AIRFLOW__CORE__FERNET_KEY"], env["AIRFLOW__API__SECRET_KEY"], env["AIRFLOW__API_AUTH__JWT_SECRET"]}) == 3
+    assert settings.airflow.metadata_password in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert len(base64.urlsafe_b64decode(env["AIRFLOW__CORE__FERNET_KEY"])) == 32  # a valid Fernet key, or no start
+
+
+def test_a_service_name_also_picks_its_components():
+    names = [s.name for s in registry.pick(load_settings(), ["airflow"])]
+    assert names == ["airflow", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"]
+    assert [s.name for s in registry.pick(load_settings(), ["airflow-scheduler"])] == ["airflow-scheduler"]
