@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("PULSE_STREAM_TOPIC", "pulse.bench")
 os.environ.setdefault("PULSE_STREAM_PARTITIONS", "4")
 
-from measure import write_results
+from measure import Sampler, write_results
 
 from pulse.config import load_settings
 from pulse.services import registry
@@ -42,48 +41,6 @@ from pulse.streaming import live, tables
 from pulse.streaming.topic import ensure_topic
 
 RESULTS: list[dict] = []
-
-
-class Sampler:
-    """CPU (% of one core) and RSS of process trees, sampled every second."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids, self.cpu, self.rss = pids, {k: [] for k in pids}, {k: 0.0 for k in pids}
-        self._stop = threading.Event()
-
-    def _procs(self, pid: int) -> list[psutil.Process]:
-        try:
-            p = psutil.Process(pid)
-            return [p, *p.children(recursive=True)]
-        except psutil.Error:
-            return []
-
-    def _loop(self) -> None:
-        last: dict[str, float] = {}
-        while not self._stop.wait(1.0):
-            for name, pid in self.pids.items():
-                procs = self._procs(pid)
-                cpu = rss = 0.0
-                for p in procs:
-                    try:
-                        t = p.cpu_times()
-                        cpu += t.user + t.system + t.children_user + t.children_system
-                        rss += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                if name in last:
-                    self.cpu[name].append(max(0.0, cpu - last[name]) * 100)
-                last[name] = cpu
-                self.rss[name] = max(self.rss[name], rss / 2**20)
-
-    def __enter__(self) -> Sampler:
-        self._t = threading.Thread(target=self._loop, daemon=True)
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
 
 
 def end_offsets(s) -> int:

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
+
 
 class PeakRss:
     """Peak of ``sample()`` (MiB), taken every 100 ms while the block runs."""
@@ -42,3 +44,45 @@ def write_results(kind: str, results: list[dict]) -> Path:
     path.write_text(json.dumps(results, indent=1))
     print(f"\nresults: {path}")
     return path
+
+
+class Sampler:
+    """CPU (% of one core) and RSS of process trees, sampled every second."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids, self.cpu, self.rss = pids, {k: [] for k in pids}, {k: 0.0 for k in pids}
+        self._stop = threading.Event()
+
+    def _procs(self, pid: int) -> list[psutil.Process]:
+        try:
+            p = psutil.Process(pid)
+            return [p, *p.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def _loop(self) -> None:
+        last: dict[str, float] = {}
+        while not self._stop.wait(1.0):
+            for name, pid in self.pids.items():
+                procs = self._procs(pid)
+                cpu = rss = 0.0
+                for p in procs:
+                    try:
+                        t = p.cpu_times()
+                        cpu += t.user + t.system + t.children_user + t.children_system
+                        rss += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                if name in last:
+                    self.cpu[name].append(max(0.0, cpu - last[name]) * 100)
+                last[name] = cpu
+                self.rss[name] = max(self.rss[name], rss / 2**20)
+
+    def __enter__(self) -> Sampler:
+        self._t = threading.Thread(target=self._loop, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join()

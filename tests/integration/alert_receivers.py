@@ -82,7 +82,7 @@ class _SmtpHandler:
         msg = message_from_bytes(envelope.original_content or envelope.content)
         parts = [p.get_payload(decode=True) for p in msg.walk() if not p.is_multipart()]
         text = "\n".join(p.decode(errors="replace") for p in parts if p)
-        self.inbox.add(channel="email", subject=str(msg["Subject"]), to=envelope.rcpt_tos, login=session.login_data, text=text)
+        self.inbox.add(channel="email", subject=str(msg["Subject"]), to=envelope.rcpt_tos, text=text)
         return "250 OK"
 
 
@@ -91,6 +91,7 @@ class Receivers:
 
     def __init__(self, http_port: int, smtp_port: int, smtp_user: str, smtp_password: str) -> None:
         self.inbox = Inbox()
+        self.logins: list[tuple[str, bool]] = []  # (user, accepted) of every SMTP login attempt
         self.http_port, self.smtp_port = http_port, smtp_port
         handler = type("Handler", (_Handler,), {"inbox": self.inbox})
         self.http = ThreadingHTTPServer(("127.0.0.1", http_port), handler)
@@ -100,6 +101,8 @@ class Receivers:
                 smtp_user,
                 smtp_password,
             )
+            if isinstance(auth_data, LoginPassword):
+                self.logins.append((auth_data.login.decode(), ok))
             return AuthResult(success=ok, handled=False)
 
         self.smtp = Controller(

@@ -22,12 +22,13 @@ from pulse.lake import raw
 from pulse.orchestration.airflow_api import BI_DAG, DAILY_DAG, AirflowClient
 from pulse.orchestration.tasks import ml_run_id
 from pulse.services import registry
-from tests.integration.alert_receivers import Receivers
+
+from .alert_receivers import Receivers
 
 pytestmark = pytest.mark.integration
 SOURCE = "aftest"
 DAY = date(2026, 10, 31)
-MISSING_DAY = date(2026, 12, 20)  # no RAW partition: the sensor times out
+MISSING_DAY = date(2026, 11, 20)  # no RAW partition (and in the past: a run due in the future waits): the sensor times out
 HTTP_PORT, SMTP_PORT = 28099, 28025
 
 
@@ -226,6 +227,34 @@ def test_a_failure_alerts_every_channel_with_the_details(airflow):
         ):
             assert needle in text, (channel, needle, text)
     email = got["email"][0]
-    assert email["login"] and email["to"] == ["oncall@example.com"] and "wait_for_raw" in email["subject"]
+    assert email["to"] == ["oncall@example.com"] and "wait_for_raw" in email["subject"]
+    assert ("alerts", True) in receivers.logins  # the SMTP server requires a login; Pulse's config supplied it
     assert receivers.inbox.of("telegram")[0]["chat_id"] == "4242"
     assert json.dumps(receivers.inbox.messages)  # everything that arrived is plain data
+
+
+def test_the_run_in_airflows_ui(daily):
+    """A person's view: log in through Airflow's form in a real browser, open the run's graph: every task drawn, all green."""
+    import subprocess
+
+    from pulse.config import REPO_ROOT
+
+    settings, _, _, run, tis, _ = daily
+    out = REPO_ROOT / ".test-artefacts" / "airflow-pulse-daily.png"
+    out.parent.mkdir(exist_ok=True)
+    env = os.environ | {
+        "AIRFLOW_URL": settings.airflow.base_url,
+        "AIRFLOW_USER": settings.airflow.admin_user,
+        "AIRFLOW_PASSWORD": settings.airflow.admin_password,
+        "DAG_ID": DAILY_DAG,
+        "RUN_ID": run.run_id,
+        "OUT": str(out),
+    }
+    done = subprocess.run(
+        ["node", "airflow.mjs"], cwd=REPO_ROOT / "tests" / "browser", env=env, capture_output=True, text=True, timeout=180
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report.get("loggedIn") and not report.get("error"), report
+    drawn = {text.split("\n")[0]: text.split("\n")[-1] for text in report["nodes"]}
+    assert drawn == dict.fromkeys(tis, "success")
+    assert out.stat().st_size > 10_000
