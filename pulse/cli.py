@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import sys
 from datetime import date
@@ -431,8 +432,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Everything, end to end, on the embedded default."""
     from pulse.services import registry
 
-    s = settings()
     args.source = demo_source(args)
+    # Airflow's DAGs (and the BI refresh its ml_output asset sets off) follow the configured source;
+    # a demo of another size brings its own source, unless one was configured
+    os.environ.setdefault("PULSE_AIRFLOW_SOURCE", args.source)
+    s = settings()
     args.dataset = args.out or str(_dataset_dir(s, args.source))
     args.out = args.dataset
     print(f"[1/9] services (demo source {args.source})")

@@ -55,29 +55,23 @@ for pom in jvm/*/pom.xml; do
   fi
 done
 
-# Superset in a venv of its own: its pins (Flask, SQLAlchemy 1.4, pandas) must not meet dbt's or pyspark's
-stamp=.venv-superset/.pulse-installed
-if [ ! -f "$stamp" ] || [ superset/requirements.txt -nt "$stamp" ]; then
-  echo "==> pip: installing Apache Superset into .venv-superset (~800 MB)"
-  [ -x .venv-superset/bin/python ] || "$PY" -m venv .venv-superset
-  .venv-superset/bin/pip install -q --upgrade pip
-  .venv-superset/bin/pip install -q -r superset/requirements.txt
-  touch "$stamp"
-else
-  echo "==> pip: .venv-superset up to date"
-fi
-
-# Airflow in a venv of its own too: it schedules and alerts; Pulse's steps run in .venv (ExternalPython tasks)
-stamp=.venv-airflow/.pulse-installed
-if [ ! -f "$stamp" ] || [ airflow/requirements.txt -nt "$stamp" ]; then
-  echo "==> pip: installing Apache Airflow into .venv-airflow (~300 MB)"
-  [ -x .venv-airflow/bin/python ] || "$PY" -m venv .venv-airflow
-  .venv-airflow/bin/pip install -q --upgrade pip
-  .venv-airflow/bin/pip install -q -r airflow/requirements.txt
-  touch "$stamp"
-else
-  echo "==> pip: .venv-airflow up to date"
-fi
+# A tool in a venv of its own, from its requirements file (re-installed when that file changes)
+own_venv() {  # own_venv DIR REQUIREMENTS WHAT
+  local dir=$1 req=$2 what=$3 stamp=$1/.pulse-installed
+  if [ ! -f "$stamp" ] || [ "$req" -nt "$stamp" ]; then
+    echo "==> pip: installing $what into $dir"
+    [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
+    "$dir/bin/pip" install -q --upgrade pip
+    "$dir/bin/pip" install -q -r "$req"
+    touch "$stamp"
+  else
+    echo "==> pip: $dir up to date"
+  fi
+}
+# Superset: its pins (Flask, SQLAlchemy 1.4, pandas) must not meet dbt's or pyspark's
+own_venv .venv-superset superset/requirements.txt "Apache Superset (~800 MB)"
+# Airflow: it schedules and alerts; Pulse's steps run in .venv (ExternalPython tasks)
+own_venv .venv-airflow airflow/requirements.txt "Apache Airflow (~300 MB)"
 
 # playwright-core drives Debian's chromium in the browser tests (it never downloads a browser)
 if [ ! -d tests/browser/node_modules/playwright-core ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import psycopg
+from psycopg import sql
 
 if TYPE_CHECKING:
     from pulse.config import PostgresConfig
@@ -15,3 +16,15 @@ def connect(cfg: PostgresConfig, *, admin: bool = False, autocommit: bool = Fals
     if overrides:
         conninfo = psycopg.conninfo.make_conninfo(conninfo, **overrides)
     return psycopg.connect(conninfo, autocommit=autocommit)
+
+
+def ensure_login_database(cfg: PostgresConfig, user: str, password: str, database: str, *, sync_password: bool) -> None:
+    """A login role and a database it owns (created once). With ``sync_password`` an existing role's
+    password is set to the configured one (the configuration is the truth)."""
+    with connect(cfg, admin=True, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_roles where rolname = %s", (user,)).fetchone()
+        if not exists or sync_password:
+            verb = "alter" if exists else "create"
+            conn.execute(sql.SQL(verb + " role {} login password {}").format(sql.Identifier(user), sql.Literal(password)))
+        if not conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone():
+            conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(database), sql.Identifier(user)))

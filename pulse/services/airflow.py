@@ -24,8 +24,6 @@ import urllib.request
 from functools import cached_property
 from pathlib import Path
 
-from psycopg import sql
-
 from pulse.common import pg
 from pulse.common.files import write_private
 from pulse.config import REPO_ROOT, Settings
@@ -221,19 +219,9 @@ class AirflowApiServer(AirflowComponent):
     def _metadata_database(self) -> None:
         """The ``airflow`` role and database in the project's PostgreSQL (created once, password kept in sync)."""
         cfg = self.settings.airflow
-        with pg.connect(self.settings.postgres, admin=True, autocommit=True) as conn:
-            exists = conn.execute("select 1 from pg_roles where rolname = %s", (cfg.metadata_user,)).fetchone()
-            conn.execute(
-                sql.SQL(("alter" if exists else "create") + " role {} login password {}").format(
-                    sql.Identifier(cfg.metadata_user), sql.Literal(cfg.metadata_password)
-                )
-            )
-            if not conn.execute("select 1 from pg_database where datname = %s", (cfg.metadata_database,)).fetchone():
-                conn.execute(
-                    sql.SQL("create database {} owner {}").format(
-                        sql.Identifier(cfg.metadata_database), sql.Identifier(cfg.metadata_user)
-                    )
-                )
+        pg.ensure_login_database(
+            self.settings.postgres, cfg.metadata_user, cfg.metadata_password, cfg.metadata_database, sync_password=True
+        )
 
     def _run_once(self, args: list[str], what: str, timeout: float = 900) -> None:
         with self.log_path.open("ab") as log:

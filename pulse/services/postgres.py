@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 from pulse.common import pg
 from pulse.common.files import write_private
@@ -124,12 +123,4 @@ class Postgres(ManagedProcess):
 
     def after_start(self) -> None:
         cfg = self.settings.postgres
-        with pg.connect(cfg, admin=True, autocommit=True) as conn:
-            if not conn.execute("select 1 from pg_roles where rolname = %s", (cfg.user,)).fetchone():
-                conn.execute(
-                    sql.SQL("create role {} login password {}").format(sql.Identifier(cfg.user), sql.Literal(cfg.password))
-                )
-            if not conn.execute("select 1 from pg_database where datname = %s", (cfg.database,)).fetchone():
-                conn.execute(
-                    sql.SQL("create database {} owner {}").format(sql.Identifier(cfg.database), sql.Identifier(cfg.user))
-                )
+        pg.ensure_login_database(cfg, cfg.user, cfg.password, cfg.database, sync_password=False)

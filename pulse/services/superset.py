@@ -15,8 +15,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from psycopg import sql
-
 from pulse.common import pg
 from pulse.common.files import write_private
 from pulse.config import REPO_ROOT
@@ -159,21 +157,10 @@ class Superset(ManagedProcess):
 
     def _metadata_database(self) -> None:
         """The ``superset`` role and database in the project's PostgreSQL (created once, password kept in sync)."""
-        cfg, pgc = self.settings.superset, self.settings.postgres
-        with pg.connect(pgc, admin=True, autocommit=True) as conn:
-            exists = conn.execute("select 1 from pg_roles where rolname = %s", (cfg.metadata_user,)).fetchone()
-            verb = "alter" if exists else "create"
-            conn.execute(
-                sql.SQL(verb + " role {} login password {}").format(
-                    sql.Identifier(cfg.metadata_user), sql.Literal(cfg.metadata_password)
-                )
-            )
-            if not conn.execute("select 1 from pg_database where datname = %s", (cfg.metadata_database,)).fetchone():
-                conn.execute(
-                    sql.SQL("create database {} owner {}").format(
-                        sql.Identifier(cfg.metadata_database), sql.Identifier(cfg.metadata_user)
-                    )
-                )
+        cfg = self.settings.superset
+        pg.ensure_login_database(
+            self.settings.postgres, cfg.metadata_user, cfg.metadata_password, cfg.metadata_database, sync_password=True
+        )
 
     def _run(self, cmd: list[str], what: str, env: dict[str, str] | None = None, timeout: float = 900) -> None:
         """A one-off command in Superset's venv, output into the service log."""
