@@ -90,6 +90,19 @@ async function allDrawn() {
   return page.$$eval('.dashboard-component-chart-holder', (hs) => hs.filter((h) => !window.__pulseDrawn(h)).length);
 }
 
+async function picture(file) {
+  // the whole dashboard in one picture: grow the viewport to the page (so every chart is in view and
+  // none is virtualized away mid-shot), wait until every chart is drawn again, shoot, shrink back
+  const viewport = page.viewportSize();
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, height) });
+  await page.waitForFunction(() => [...document.querySelectorAll('.dashboard-component-chart-holder')]
+    .every(window.__pulseDrawn), null, { timeout: 60000, polling: 50 });
+  await page.waitForTimeout(1500);  // let ECharts finish its drawing animation before the picture
+  await page.screenshot({ path: path.join(outDir, file) });
+  await page.setViewportSize(viewport);
+}
+
 async function settle(expectHolders, expectCharts) {
   await rendered(expectHolders, expectCharts);
   await page.waitForLoadState('networkidle');
@@ -126,8 +139,7 @@ for (const slug of slugs) {
     .map(async (x) => ({ slice: x.sliceId, status: x.status, body: JSON.stringify(await x.body).slice(0, 300) })));
   const before = await dataBySlice();
   await allDrawn();
-  await page.waitForTimeout(1500);  // let ECharts finish its drawing animation before the picture
-  await page.screenshot({ path: path.join(outDir, `${slug}.png`), fullPage: true });
+  await picture(`${slug}.png`);
   r.screenshot = path.join(outDir, `${slug}.png`);
   if (process.env.WATCH_REFRESH_S) {  // nobody touches the page: only the dashboard's own refresh can ask for data
     responses = [];
@@ -160,8 +172,7 @@ for (const slug of slugs) {
       errors: await chartErrors(),
     };
     await page.evaluate(() => window.scrollTo(0, 0));
-    await page.waitForTimeout(1500);
-    await page.screenshot({ path: path.join(outDir, `${slug}-filtered.png`), fullPage: true });
+    await picture(`${slug}-filtered.png`);
   }
   report.dashboards[slug] = r;
 }
