@@ -4,9 +4,11 @@ the dashboards whenever new ML output lands (data-aware: scheduled on the ``ml_o
 pulse_daily, for day D (the day before the run's logical date, or ``params.day``):
   wait_for_raw (deferrable: D's RAW partition committed) → clean (Spark: RAW → Postgres staging)
   → build_marts (dbt build + tests, published only when all pass; asset ``marts``)
-  → forecast ∥ segment (ML as of D) → ml_output (D's forecasts, scores, segments, forecast check; asset
-  ``ml_output``) → data_alert (D's actual DAU/revenue outside the forecast's interval → alert)
-pulse_bi_refresh: refresh_bi (the memo, dashboards deployed if changed, every chart's cache refreshed).
+  → forecast ∥ segment (ML as of D) → ml_output (D's forecasts, scores, segments, forecast check)
+  → data_alert (D's actual DAU/revenue outside the forecast's interval → alert; asset ``ml_output``, whose
+  event names the source)
+pulse_bi_refresh: which_source (the triggering event's source) → refresh_bi (the memo, dashboards deployed
+  if changed, every chart's cache refreshed).
 
 Every Pulse step runs in Pulse's own venv through ``@task.external_python`` and calls ``pulse.pipeline``
 (via ``pulse.orchestration.tasks``): Airflow's venv never imports pyspark, dbt or scikit-learn. Each task is
@@ -99,15 +101,17 @@ with DAG(
 
         return tasks.segment(source, day)
 
-    @task.external_python(task_id="ml_output", python=PYTHON, expect_airflow=False, outlets=[ML_OUTPUT])
+    @task.external_python(task_id="ml_output", python=PYTHON, expect_airflow=False)
     def ml_output(source: str, day: str, dag_run_id: str) -> dict:
         from pulse.orchestration import tasks
 
         return tasks.ml_output(source, day, dag_run_id)
 
-    @task(task_id="data_alert")
+    @task(task_id="data_alert", outlets=[ML_OUTPUT])
     def data_alert(output: dict, **context) -> dict:
-        """A real anomaly alert: the day's actual DAU or revenue outside the forecast's 80 % interval."""
+        """A real anomaly alert: the day's actual DAU or revenue outside the forecast's 80 % interval.
+        Then the day's ml_output is final: its asset event names the source and day (the BI refresh follows it)."""
+        context["outlet_events"][ML_OUTPUT].extra = {"source": context["params"]["source"], "table": output["table"]}
         outside = [c for c in output["checks"] if c["outside"]]
         if not output["checks"]:
             return {"checked": 0, "outside": [], "sent": {}}
@@ -141,10 +145,19 @@ with DAG(
     tags=["pulse", "bi"],
 ):
 
+    @task(task_id="which_source")
+    def which_source(**context) -> str:
+        """The source whose ml_output set this run off (from the asset event), else ``params.source``."""
+        for events in (context.get("triggering_asset_events") or {}).values():
+            for event in reversed(list(events)):
+                if (event.extra or {}).get("source"):
+                    return event.extra["source"]
+        return context["params"]["source"]
+
     @task.external_python(task_id="refresh_bi", python=PYTHON, expect_airflow=False)
     def refresh_bi(source: str) -> dict:
         from pulse.orchestration import tasks
 
         return tasks.refresh_bi(source)
 
-    refresh_bi(SRC)
+    refresh_bi(which_source())

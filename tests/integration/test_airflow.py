@@ -37,7 +37,7 @@ def airflow(superset, tmp_path_factory):
     smtp_password = secrets.token_urlsafe(12)
     env = {
         "PULSE_AIRFLOW_PORT": "28080",
-        "PULSE_AIRFLOW_SOURCE": SOURCE,
+        "PULSE_AIRFLOW_SOURCE": "demo",  # not the source the test runs: the BI refresh must follow the run's own
         "PULSE_AIRFLOW_RETRIES": "0",  # the failure test needs the first failure to be final
         "PULSE_AIRFLOW_RAW_WAIT_HOURS": "0.01",  # 36 s
         "PULSE_ALERTS_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{HTTP_PORT}/slack/T000/B000/xyz",
@@ -162,6 +162,7 @@ def test_pulse_daily_builds_marts_ml_output_and_refreshes_bi(daily):
     # the BI refresh ran because ml_output (an asset) was updated
     bi_run = wait_for_asset_run(client, after=before)
     assert bi_run.state == "success"
+    assert client.xcom(BI_DAG, bi_run.run_id, "which_source") == SOURCE  # from the asset event, not the config
     refreshed = client.xcom(BI_DAG, bi_run.run_id, "refresh_bi")
     assert refreshed["charts_refreshed"] > 20
     cache = settings.data_dir / "superset" / "cache" / "data"

@@ -85,4 +85,4 @@ def test_pulse_daily_runs_the_stages_in_order(dagbag):
     assert tasks["data_alert"] == []
     retries = dagbag["dags"]["pulse_daily"]["retries"]
     assert retries["clean"] == 3 and retries["wait_for_raw"] == 0  # from Pulse's config; a sensor timeout is final
-    assert list(dagbag["dags"]["pulse_bi_refresh"]["tasks"]) == ["refresh_bi"]
+    assert dagbag["dags"]["pulse_bi_refresh"]["tasks"] == {"which_source": ["refresh_bi"], "refresh_bi": []}
