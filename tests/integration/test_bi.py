@@ -4,10 +4,7 @@ events, a real browser rendering and filtering the dashboards, and the memo's nu
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -22,7 +19,6 @@ from pulse.bi import assets, memo
 from pulse.bi.client import SupersetClient
 from pulse.common import pg
 from pulse.common.clickhouse import client as ch_client
-from pulse.config import REPO_ROOT
 from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
@@ -30,10 +26,11 @@ from pulse.lake import raw
 from pulse.modeling import dbt_runner
 from pulse.staging import job
 
+from .browser import ARTEFACTS, dashboards_report
+
 pytestmark = pytest.mark.integration
 SOURCE = "bitest"
 OTHER = "bitest_other"
-ARTEFACTS = Path(os.environ.get("PULSE_TEST_ARTEFACTS", REPO_ROOT / ".test-artefacts"))
 
 
 def load_source(stack, spark, tmp: Path, source: str, params: GenParams) -> None:
@@ -449,21 +446,7 @@ def test_every_chart_has_a_numeric_check_here():
 
 def test_dashboards_render_without_errors_and_respond_to_filters_in_a_browser(bi):
     stack, _, _ = bi
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "SUPERSET_URL": stack.superset.base_url,
-        "SUPERSET_USER": stack.superset.admin_user,
-        "SUPERSET_PASSWORD": stack.superset.admin_password,
-        "DASHBOARDS": "product-analytics,data-quality,ml-forecasts",
-        "FILTER_VALUE": "ios",
-        "OUT_DIR": str(ARTEFACTS),
-    }
-    done = subprocess.run(
-        ["node", "dashboards.mjs"], cwd=REPO_ROOT / "tests" / "browser", env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout)["dashboards"]
+    report = dashboards_report(stack, "product-analytics,data-quality,ml-forecasts", timeout=600, FILTER_VALUE="ios")
     main, dq, ml = report["product-analytics"], report["data-quality"], report["ml-forecasts"]
     assert ml["errors"] == [] and ml["failed_requests"] == [] and ml["charts"] == 7
     n_main = sum(

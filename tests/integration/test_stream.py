@@ -11,18 +11,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 
 from pulse import pipeline
 from pulse.bi import assets
 from pulse.bi.client import SupersetClient
-from pulse.config import REPO_ROOT
 from pulse.lake import raw
 from pulse.services.clickhouse import ClickHouse
 from pulse.services.kafka import Kafka
@@ -32,8 +29,9 @@ from pulse.streaming import tables
 from pulse.streaming.producer import ProduceParams
 from pulse.streaming.sink import RealtimeSink
 
+from .browser import dashboards_report
+
 pytestmark = pytest.mark.integration
-ARTEFACTS = Path(os.environ.get("PULSE_TEST_ARTEFACTS", REPO_ROOT / ".test-artefacts"))
 SOURCE = "streamrc"
 
 
@@ -238,20 +236,7 @@ def test_the_realtime_dashboard_shows_the_stream_and_refreshes_itself(streamed, 
     [(today, yesterday)] = ch.query("SELECT dau_today, dau_yesterday_same_time FROM realtime_dau_now").result_rows
     assert data("rt_dau_today")[0]["dau_today"] == today == streamed[0]["dau"].get(datetime.now(UTC).date().isoformat(), today)
     assert data("rt_dau_yesterday")[0]["dau_yesterday_same_time"] == yesterday
-    env = {
-        **os.environ,
-        "SUPERSET_URL": superset.superset.base_url,
-        "SUPERSET_USER": superset.superset.admin_user,
-        "SUPERSET_PASSWORD": superset.superset.admin_password,
-        "DASHBOARDS": "realtime",
-        "OUT_DIR": str(ARTEFACTS),
-        "WATCH_REFRESH_S": "35",
-    }
-    done = subprocess.run(
-        ["node", "dashboards.mjs"], cwd=REPO_ROOT / "tests" / "browser", env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout)["dashboards"]["realtime"]
+    report = dashboards_report(superset, "realtime", timeout=300, WATCH_REFRESH_S="35")["realtime"]
     assert report["errors"] == [] and report["failed_requests"] == [] and report["charts"] == 4
     # every 10 s the dashboard asks again for every chart, untouched: in 35 s at least twice each
     assert len(report["refresh_by_slice"]) == 4, report["refresh_by_slice"]
