@@ -17,31 +17,44 @@ WINDOWS = (7, 30)
 
 def calendar(index: pd.DatetimeIndex, origin: pd.Timestamp) -> pd.DataFrame:
     """What is known about a day before it happens."""
-    out = pd.DataFrame(index=index)
-    for d in range(7):
-        out[f"dow_{d}"] = (index.dayofweek == d).astype(float)
-    out["month_sin"] = np.sin(2 * np.pi * (index.month - 1) / 12)
-    out["month_cos"] = np.cos(2 * np.pi * (index.month - 1) / 12)
-    out["day_of_month"] = index.day.astype(float)
-    out["is_month_start"] = (index.day == 1).astype(float)  # paydays / monthly promotions
-    out["is_weekend"] = (index.dayofweek >= 5).astype(float)
-    out["trend"] = (index - origin).days.astype(float)
-    return out
+    cols = {f"dow_{d}": (index.dayofweek == d).astype(float) for d in range(7)}
+    cols["month_sin"] = np.sin(2 * np.pi * (index.month - 1) / 12)
+    cols["month_cos"] = np.cos(2 * np.pi * (index.month - 1) / 12)
+    cols["day_of_month"] = index.day.astype(float)
+    cols["is_month_start"] = (index.day == 1).astype(float)  # paydays / monthly promotions
+    cols["is_weekend"] = (index.dayofweek >= 5).astype(float)
+    cols["trend"] = (index - origin).days.astype(float)
+    return pd.DataFrame(cols, index=index)  # built at once: column-by-column inserts are slow in pandas
 
 
 def history_features(values: pd.Series) -> pd.DataFrame:
     """Lag and rolling features for every day of ``values`` (a daily, gap-free series)."""
     past = values.shift(1)  # everything below sees only days before the target
-    out = pd.DataFrame(index=values.index)
-    for lag in LAGS:
-        out[f"lag_{lag}"] = values.shift(lag)
+    cols = {f"lag_{lag}": values.shift(lag) for lag in LAGS}
     for w in WINDOWS:
         roll = past.rolling(w, min_periods=w)
-        out[f"roll{w}_mean"] = roll.mean()
-        out[f"roll{w}_std"] = roll.std()
-        out[f"roll{w}_min"] = roll.min()
-        out[f"roll{w}_max"] = roll.max()
-        out[f"roll{w}_median"] = roll.median()  # robust to a whale's day
+        cols[f"roll{w}_mean"] = roll.mean()
+        cols[f"roll{w}_std"] = roll.std()
+        cols[f"roll{w}_min"] = roll.min()
+        cols[f"roll{w}_max"] = roll.max()
+        cols[f"roll{w}_median"] = roll.median()  # robust to a whale's day
+    return pd.DataFrame(cols, index=values.index)
+
+
+def next_day_history_features(values: np.ndarray) -> dict[str, float]:
+    """``history_features`` of the day after ``values`` (the days before it, oldest first) for one
+    day at a time, in NumPy: a recursive forecast asks for one row per step, and building a
+    DataFrame column by column for it cost more than the models themselves."""
+    n = len(values)
+    out = {f"lag_{lag}": float(values[-lag]) if n >= lag else np.nan for lag in LAGS}
+    for w in WINDOWS:
+        win = values[-w:]
+        full = n >= w
+        out[f"roll{w}_mean"] = float(win.mean()) if full else np.nan
+        out[f"roll{w}_std"] = float(win.std(ddof=1)) if full else np.nan
+        out[f"roll{w}_min"] = float(win.min()) if full else np.nan
+        out[f"roll{w}_max"] = float(win.max()) if full else np.nan
+        out[f"roll{w}_median"] = float(np.median(win)) if full else np.nan
     return out
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pulse.ml import forecast
-from pulse.ml.features import make_features
+from pulse.ml.features import calendar, history_features, make_features, next_day_history_features
 from pulse.ml.segment import segment, user_features
 
 
@@ -28,6 +28,29 @@ def test_changing_the_future_never_changes_past_features():
     # and the row of `cut` itself uses nothing of its own day either
     changed.loc[cut] = -1e9
     pd.testing.assert_frame_equal(before.loc[:cut], make_features(changed).loc[:cut])
+
+
+@pytest.mark.parametrize("days", [12, 29, 30, 31, 45, 200])
+def test_one_step_features_equal_the_frame_features_of_that_day(days):
+    # the recursive forecast builds one row at a time in NumPy; training builds the frame in pandas
+    y = np.log1p(weekly_series(days))
+    nxt = y.index[-1] + pd.Timedelta(days=1)
+    frame = history_features(pd.concat([y, pd.Series([np.nan], index=[nxt])])).iloc[-1]
+    row = next_day_history_features(y.to_numpy())
+    assert list(row) == list(frame.index)
+    np.testing.assert_allclose([row[k] for k in frame.index], frame.to_numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_a_recursive_forecast_step_is_the_models_own_prediction():
+    y = weekly_series(120)
+    for name in forecast.LEARNED:
+        model = forecast.Model(name).fit(y)
+        ahead = model.forecast(1)
+        day = ahead.index[0]
+        feats = make_features(np.log1p(pd.concat([y, pd.Series([0.0], index=[day])])), y.index[0]).iloc[[-1]]
+        assert feats.index[0] == day and list(feats.columns) == model.columns
+        assert ahead.iloc[0] == pytest.approx(np.expm1(model.est.predict(feats.to_numpy())[0]), rel=1e-9)
+    assert list(calendar(ahead.index, y.index[0]).columns) == [c for c in model.columns if not c.startswith(("lag", "roll"))]
 
 
 def test_baselines_are_what_they_say():
