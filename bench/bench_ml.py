@@ -14,6 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import PeakRss, write_results
@@ -21,7 +24,7 @@ from measure import PeakRss, write_results
 from pulse.common.progress import tree_rss_mb
 from pulse.config import settings
 from pulse.ml import forecast, run, segment
-from pulse.ml.features import make_features
+from pulse.ml.features import calendar, history_features, make_features
 from pulse.services import registry
 
 
@@ -35,12 +38,46 @@ def timed(label: str, fn, results: dict):
     return out
 
 
+def frame_forecast(model: forecast.Model, horizon: int) -> list[float]:
+    """Baseline: the same recursive forecast with each step's feature row cut from a pandas frame of
+    the whole history and the forest's own ``predict`` (how ``Model.forecast`` worked before)."""
+    hist = model.history.copy()
+    for _ in range(horizon):
+        day = hist.index[-1] + pd.Timedelta(days=1)
+        extended = pd.concat([np.log1p(hist), pd.Series([np.nan], index=[day])])
+        row = history_features(extended).iloc[[-1]].join(calendar(pd.DatetimeIndex([day]), model.origin))
+        log_yhat = float(model.est.predict(row[model.columns].to_numpy())[0])
+        hist.loc[day] = min(max(float(np.expm1(min(log_yhat, model.cap))), 0.0), np.expm1(model.cap))
+    return list(hist.iloc[-horizon:])
+
+
+def bench_recursion(series: pd.Series, res: dict, repeats: int = 20) -> None:
+    """One 14-day recursive forecast per learned model: NumPy rows vs the pandas-frame baseline."""
+    for name in forecast.LEARNED:
+        model = forecast.Model(name).fit(series)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            fast = model.forecast(forecast.MAX_HORIZON)
+        mine = (time.perf_counter() - t0) / repeats
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            slow = frame_forecast(model, forecast.MAX_HORIZON)
+        base = (time.perf_counter() - t0) / repeats
+        gap = float(np.max(np.abs(fast.to_numpy() - np.array(slow))))
+        res[f"14-day forecast {name}"] = {"ms": round(mine * 1000, 1), "baseline_ms": round(base * 1000, 1), "max_abs_diff": gap}
+        print(
+            f"  14-day recursive forecast, {name:<14} {mine * 1000:6.1f} ms"
+            f"  (pandas frames {base * 1000:6.1f} ms: {base / mine:4.1f}x)  max |diff| {gap:.1e}"
+        )
+
+
 def bench(source: str) -> dict:
     s = settings()
     print(f"\n== source {source} ==")
     res: dict = {"source": source}
     dau = timed("read daily series (DAU)", lambda: run.daily_series(s, source, "dau"), res)
     timed("feature building (DAU)", lambda: make_features(dau), res)
+    bench_recursion(dau, res)
     timed("backtest (DAU, 5 models)", lambda: forecast.backtest(dau, "dau"), res)
     activity = timed("read user x day activity", lambda: run.user_activity(s, source), res)
     feats = timed("user features", lambda: segment.user_features(activity, dau.index[-1]), res)
