@@ -32,7 +32,7 @@ from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
 from pulse.lake import raw
 from pulse.orchestration import tasks
-from pulse.orchestration.airflow_api import BI_DAG, DAILY_DAG, AirflowClient, _ts
+from pulse.orchestration.airflow_api import BI_DAG, DAILY_DAG, AirflowClient, parse_ts
 from pulse.services import registry
 from pulse.services.airflow import AIRFLOW_SERVICES
 
@@ -89,11 +89,11 @@ def main() -> int:
         result = pipeline.orchestrate_day(s, DAY, source, echo=print)
     run = client.run(DAILY_DAG, result.run_id)
     tis = client.task_instances(DAILY_DAG, result.run_id)
-    first_start = min(_ts(t["start_date"]) for t in tis if t.get("start_date"))
-    latency = (first_start - _ts(run.queued_at)).total_seconds()
-    bi_runs = [r for r in client.runs(BI_DAG) if r.queued_at and _ts(r.queued_at) > asked]
+    first_start = min(parse_ts(t["start_date"]) for t in tis if t.get("start_date"))
+    latency = (first_start - parse_ts(run.queued_at)).total_seconds()
+    bi_runs = [r for r in client.runs(BI_DAG) if r.queued_at and parse_ts(r.queued_at) > asked]
     bi_seconds = bi_runs[0].seconds if bi_runs else None
-    bi_lag = (_ts(bi_runs[0].queued_at) - _ts(run.end_date)).total_seconds() if bi_runs and run.end_date else None
+    bi_lag = (parse_ts(bi_runs[0].queued_at) - parse_ts(run.end_date)).total_seconds() if bi_runs and run.end_date else None
 
     print(f"\n{'Airflow component':<16} {'idle CPU %':>10} {'idle RSS MiB':>13} {'peak RSS MiB (run)':>19}")
     for c, (cpu, rss) in rest.items():

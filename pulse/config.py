@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
 from pulse.domain import source_name
 
@@ -129,6 +130,13 @@ class PostgresConfig:
     @property
     def jdbc_url(self) -> str:
         return f"jdbc:postgresql://{self.address}:{self.port}/{self.database}"
+
+    def sqlalchemy_url(self, driver: str, user: str, password: str, database: str) -> str:
+        """A SQLAlchemy URL on this server for another login (a tool's metadata database)."""
+        return (
+            f"postgresql+{driver}://{quote(user, safe='')}:{quote(password, safe='')}@{self.address}:{self.port}/"
+            f"{database}?sslmode={self.sslmode}"
+        )
 
 
 @dataclass(frozen=True)

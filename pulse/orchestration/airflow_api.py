@@ -46,10 +46,11 @@ class DagRun:
     def seconds(self) -> float | None:
         if not (self.start_date and self.end_date):
             return None
-        return (_ts(self.end_date) - _ts(self.start_date)).total_seconds()
+        return (parse_ts(self.end_date) - parse_ts(self.start_date)).total_seconds()
 
 
-def _ts(value: str) -> datetime:
+def parse_ts(value: str) -> datetime:
+    """An Airflow API timestamp (ISO 8601, maybe with Z) as an aware datetime."""
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
@@ -111,7 +112,7 @@ class AirflowClient:
             if "HTTP 409" not in str(exc):
                 raise
         # the day has a run already: run it again (its tasks are idempotent), keeping one run per day
-        existing = next((r for r in self.runs(DAILY_DAG, 200) if r.logical_date and _ts(r.logical_date) == when), None)
+        existing = next((r for r in self.runs(DAILY_DAG, 200) if r.logical_date and parse_ts(r.logical_date) == when), None)
         if existing is None:
             raise AirflowApiError(f"{DAILY_DAG} has a run for {when.isoformat()} that the API does not list")
         if conf and existing.conf != conf:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 from pulse.common import pg
 from pulse.config import Settings
-from pulse.orchestration.airflow_api import BI_DAG, DAILY_DAG, AirflowClient, _ts
+from pulse.orchestration.airflow_api import BI_DAG, DAILY_DAG, AirflowClient, parse_ts
 
 
 @dataclass
@@ -55,7 +55,7 @@ def run_day(settings: Settings, day: date, source: str, wait: bool = True, echo=
         return result
     result.ml_output = client.xcom(DAILY_DAG, run.run_id, "ml_output")
     result.data_alert = client.xcom(DAILY_DAG, run.run_id, "data_alert")
-    bi = next((r for r in client.runs(BI_DAG) if r.queued_at and _ts(r.queued_at) > asked), None)
+    bi = next((r for r in client.runs(BI_DAG) if r.queued_at and parse_ts(r.queued_at) > asked), None)
     if bi is not None:
         bi = client.wait(BI_DAG, bi.run_id, timeout=600)
         result.bi = f"{bi.state} in {bi.seconds:.0f}s" if bi.seconds is not None else bi.state

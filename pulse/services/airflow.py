@@ -106,11 +106,8 @@ class AirflowComponent(ManagedProcess):
 
     @property
     def metadata_uri(self) -> str:
-        cfg, pgc = self.settings.airflow, self.settings.postgres
-        return (
-            f"postgresql+psycopg://{cfg.metadata_user}:{cfg.metadata_password}@{pgc.address}:{pgc.port}/"
-            f"{cfg.metadata_database}?sslmode={pgc.sslmode}"
-        )
+        cfg = self.settings.airflow
+        return self.settings.postgres.sqlalchemy_url("psycopg", cfg.metadata_user, cfg.metadata_password, cfg.metadata_database)
 
     @cached_property
     def task_log_dir(self) -> Path:

@@ -24,6 +24,7 @@ def pick(settings: Settings, names: list[str] | None) -> list[Service]:
     services = all_services(settings)
     if not names:
         return services
+
     def chosen(svc: Service) -> bool:  # a name also picks its components: "airflow" is airflow + airflow-*
         return any(svc.name == n or svc.name.startswith(n + "-") for n in names)
 

@@ -89,11 +89,8 @@ class Superset(ManagedProcess):
 
     @property
     def metadata_uri(self) -> str:
-        cfg, pgc = self.settings.superset, self.settings.postgres
-        return (
-            f"postgresql+psycopg2://{cfg.metadata_user}:{cfg.metadata_password}@{pgc.address}:{pgc.port}/"
-            f"{cfg.metadata_database}?sslmode={pgc.sslmode}"
-        )
+        cfg = self.settings.superset
+        return self.settings.postgres.sqlalchemy_url("psycopg2", cfg.metadata_user, cfg.metadata_password, cfg.metadata_database)
 
     def superset_config(self) -> str:
         cfg = self.settings.superset

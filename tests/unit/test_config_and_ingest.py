@@ -29,6 +29,22 @@ def test_env_points_at_external_services(monkeypatch):
     assert not s.postgres.managed and "host=db.example.internal port=6543" in s.postgres.conninfo()
 
 
+def test_metadata_urls_survive_any_password(monkeypatch):
+    from sqlalchemy.engine import make_url
+
+    monkeypatch.setenv("PULSE_PG_HOST", "db.example.internal")
+    pg = load_settings().postgres
+    url = make_url(pg.sqlalchemy_url("psycopg", "air flow", "p@ss:w/rd%?#", "airflow"))
+    assert (url.drivername, url.username, url.password, url.host, url.database) == (
+        "postgresql+psycopg",
+        "air flow",
+        "p@ss:w/rd%?#",
+        "db.example.internal",
+        "airflow",
+    )
+    assert url.query == {"sslmode": pg.sslmode}
+
+
 def test_toml_file_is_read_and_env_wins(monkeypatch, tmp_path):
     cfg = tmp_path / "pulse.toml"
     cfg.write_text('[s3]\nendpoint = "http://minio:9000"\nraw_bucket = "lake"\n[pg]\nport = 7000\n')
