@@ -150,6 +150,21 @@ class AirflowClient:
                 raise TimeoutError(f"{dag_id} run {run_id} still {run.state} after {timeout:.0f}s")
             time.sleep(poll)
 
+    def next_run(
+        self, dag_id: str, after: datetime, appear_within: float = 120, timeout: float = 600, echo=None
+    ) -> DagRun | None:
+        """The first run of ``dag_id`` queued after ``after`` (one an asset event sets off appears a
+        scheduler loop after the event), followed to its end; None if none appears in time."""
+        deadline = time.monotonic() + appear_within
+        while True:
+            runs = [r for r in self.runs(dag_id) if r.queued_at and parse_ts(r.queued_at) > after]
+            if runs:
+                first = min(runs, key=lambda r: parse_ts(r.queued_at))
+                return self.wait(dag_id, first.run_id, timeout=timeout, echo=echo)
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(2)
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances?limit=100"
         return self._request("GET", path).get("task_instances", [])

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 from pulse.common import pg
 from pulse.config import Settings
-from pulse.orchestration.airflow_api import BI_DAG, DAILY_DAG, AirflowClient, parse_ts
+from pulse.orchestration.airflow_api import BI_DAG, DAILY_DAG, AirflowClient
 
 
 @dataclass
@@ -55,9 +55,10 @@ def run_day(settings: Settings, day: date, source: str, wait: bool = True, echo=
         return result
     result.ml_output = client.xcom(DAILY_DAG, run.run_id, "ml_output")
     result.data_alert = client.xcom(DAILY_DAG, run.run_id, "data_alert")
-    bi = next((r for r in client.runs(BI_DAG) if r.queued_at and parse_ts(r.queued_at) > asked), None)
-    if bi is not None:
-        bi = client.wait(BI_DAG, bi.run_id, timeout=600)
+    bi = client.next_run(BI_DAG, asked, echo=echo)
+    if bi is None:
+        result.bi = f"no {BI_DAG} run appeared within 120 s of the ml_output asset's update (is it paused?)"
+    else:
         result.bi = f"{bi.state} in {bi.seconds:.0f}s" if bi.seconds is not None else bi.state
         if bi.state == "success":
             refreshed = client.xcom(BI_DAG, bi.run_id, "refresh_bi")

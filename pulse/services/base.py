@@ -83,8 +83,8 @@ class Service(ABC):
         """Something the person who started the service must see once (e.g. a generated admin password)."""
         return None
 
-    def stop(self) -> None:
-        pass
+    def stop(self) -> str:
+        return "nothing to stop"
 
     @property
     def log_path(self) -> Path | None:
@@ -188,17 +188,23 @@ class ManagedProcess(Service):
             time.sleep(0.3)
         raise ServiceError(f"{self.name} not healthy after {self.start_timeout:.0f}s ({detail}); see {self.log_path}")
 
-    def stop(self) -> None:
+    stop_timeout: float = 30.0
+
+    def stop(self) -> str:
+        """SIGTERM, then SIGKILL after ``stop_timeout``; says which it took."""
         pid = self.pid()
         if pid is None:
-            return
+            return "not running"
+        t0 = time.monotonic()
         os.killpg(pid, signal.SIGTERM) if _is_group_leader(pid) else os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < t0 + self.stop_timeout:
             time.sleep(0.2)
+        how = f"stopped in {time.monotonic() - t0:.1f}s"
         if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
+            how = f"killed: still running {self.stop_timeout:.0f}s after SIGTERM (see {self.log_path})"
         self.pid_path.unlink(missing_ok=True)
+        return how
 
 
 def _is_group_leader(pid: int) -> bool:

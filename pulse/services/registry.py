@@ -49,9 +49,9 @@ def down(settings: Settings, names: list[str] | None = None, echo=print) -> list
     still_up = []
     for svc in reversed(pick(settings, names)):
         if svc.managed and isinstance(svc, ManagedProcess):
-            svc.stop()
+            how = svc.stop()
             up = svc.pid() is not None
-            echo(f"  {svc.name}: {'STILL RUNNING' if up else 'stopped'}")
+            echo(f"  {svc.name}: {'STILL RUNNING' if up else how}")
             if up:
                 still_up.append(svc.name)
         elif svc.managed:

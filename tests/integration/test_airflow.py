@@ -39,7 +39,7 @@ def airflow(superset, tmp_path_factory):
         "PULSE_AIRFLOW_PORT": "28080",
         "PULSE_AIRFLOW_SOURCE": "demo",  # not the source the test runs: the BI refresh must follow the run's own
         "PULSE_AIRFLOW_RETRIES": "0",  # the failure test needs the first failure to be final
-        "PULSE_AIRFLOW_RAW_WAIT_HOURS": "0.01",  # 36 s
+        "PULSE_AIRFLOW_RAW_WAIT_HOURS": "0.005",  # 18 s
         "PULSE_ALERTS_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{HTTP_PORT}/slack/T000/B000/xyz",
         "PULSE_ALERTS_TELEGRAM_TOKEN": "123456:test-token",
         "PULSE_ALERTS_TELEGRAM_CHAT_ID": "4242",
@@ -68,7 +68,7 @@ def airflow(superset, tmp_path_factory):
     try:
         yield settings, client, receivers, started
     finally:
-        registry.down(settings, ["airflow"], echo=lambda _m: None)
+        registry.down(settings, ["airflow"], echo=print)  # how each component stopped, in the test output
         receivers.stop()
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
@@ -160,7 +160,8 @@ def test_pulse_daily_builds_marts_ml_output_and_refreshes_bi(daily):
         if outside:
             assert f"{outside[0]} on {DAY}" in got[0]["text"] and "outside" in got[0]["text"]
     # the BI refresh ran because ml_output (an asset) was updated
-    bi_run = wait_for_asset_run(client, after=before)
+    bi_run = client.next_run(BI_DAG, after=before, appear_within=300, timeout=300)
+    assert bi_run is not None, "no pulse_bi_refresh run after the ml_output asset was updated"
     assert bi_run.state == "success"
     assert client.xcom(BI_DAG, bi_run.run_id, "which_source") == SOURCE  # from the asset event, not the config
     refreshed = client.xcom(BI_DAG, bi_run.run_id, "refresh_bi")
@@ -170,18 +171,6 @@ def test_pulse_daily_builds_marts_ml_output_and_refreshes_bi(daily):
     assert len(fresh) >= refreshed["charts_refreshed"]
     memo = settings.home / "reports" / SOURCE / "memo.md"
     assert datetime.fromtimestamp(memo.stat().st_mtime, UTC) > before
-
-
-def wait_for_asset_run(client: AirflowClient, after: datetime, timeout: float = 300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = [
-            r for r in client.runs(BI_DAG) if r.queued_at and datetime.fromisoformat(r.queued_at.replace("Z", "+00:00")) > after
-        ]
-        if runs:
-            return client.wait(BI_DAG, runs[0].run_id, timeout=timeout)
-        time.sleep(2)
-    raise TimeoutError("no pulse_bi_refresh run after the ml_output asset was updated")
 
 
 def test_running_the_same_day_again_changes_nothing(daily):
