@@ -45,6 +45,10 @@ def cmd_services(args: argparse.Namespace) -> int:
         return 1 if registry.down(s, args.names) else 0
     if args.action == "up":
         registry.up(s, args.names)
+        code = cmd_status(args)
+        if args.names:  # success = everything asked for is up; the table also shows the others
+            return 0 if all(svc.status().up for svc in registry.pick(s, args.names)) else 1
+        return code
     return cmd_status(args)
 
 
@@ -344,7 +348,7 @@ def cmd_airflow(args: argparse.Namespace) -> int:
         return 0
     day = args.day or _last_committed_day(s, args.source)
     print(f"[airflow] pulse_daily for {day} (source {args.source}) -> {s.airflow.base_url}")
-    result = pipeline.orchestrate_day(s, day, args.source, wait=not args.no_wait)
+    result = pipeline.orchestrate_day(s, day, args.source, wait=not args.no_wait, echo=print)  # task states as they change
     _print_airflow(s, result)
     return 0 if result.state in ("success", "queued", "running") else 1
 
