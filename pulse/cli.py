@@ -10,9 +10,13 @@ import shutil
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pulse.config import DEMO_SOURCE, Settings, settings
 from pulse.domain import source_name
+
+if TYPE_CHECKING:
+    from pulse.services.base import ServiceStatus
 
 
 def _dataset_dir(s: Settings, name: str = DEMO_SOURCE) -> Path:
@@ -43,19 +47,22 @@ def cmd_services(args: argparse.Namespace) -> int:
     s = settings()
     if args.action == "down":  # success = everything asked for has stopped; status would call that "DOWN"
         return 1 if registry.down(s, args.names) else 0
-    if args.action == "up":
-        registry.up(s, args.names)
-        code = cmd_status(args)
-        if args.names:  # success = everything asked for is up; the table also shows the others
-            return 0 if all(svc.status().up for svc in registry.pick(s, args.names)) else 1
-        return code
-    return cmd_status(args)
+    if args.action != "up":
+        return cmd_status(args)
+    registry.up(s, args.names)
+    # success = everything asked to start (all when no names) is up; the table also shows the others
+    asked = {svc.name for svc in registry.pick(s, args.names)}
+    return 0 if all(st.up for st in _status_table(s) if st.name in asked) else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    return 0 if all(st.up for st in _status_table(settings())) else 1
+
+
+def _status_table(s: Settings) -> list[ServiceStatus]:
+    """Prints every service's state, endpoint and log; returns the statuses."""
     from pulse.services import registry
 
-    s = settings()
     print(f"PULSE_HOME={s.home}")
     print(f"{'service':<22}{'mode':<10}{'state':<7}{'pid':<9}{'endpoint':<45}detail / log")
     rows = registry.statuses(s)
@@ -65,7 +72,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{st.name:<22}{mode:<10}{state:<7}{st.pid or '-'!s:<9}{st.endpoint:<45}{st.detail}")
         if st.log:
             print(f"{'':<48}log: {st.log}")
-    return 0 if all(st.up for st in rows) else 1
+    return rows
 
 
 def _existing(path: str | None, problem: str) -> str:

@@ -70,7 +70,7 @@ class Model:
         assert self.history is not None, "fit first"
         values = list(self.history.to_numpy())
         days = pd.date_range(self.history.index[-1] + pd.Timedelta(days=1), periods=horizon, freq="D")
-        known = calendar(days, self.origin)  # the calendar of every future day is known up front
+        known = calendar(days, self.origin).to_dict("records")  # every future day's calendar is known up front
         for i in range(horizon):
             if self.name == "naive":
                 yhat = values[-1]
@@ -78,7 +78,7 @@ class Model:
                 yhat = values[-7]
             else:
                 row = next_day_history_features(np.log1p(np.asarray(values[-LOOKBACK:])))
-                row.update(known.iloc[i].to_dict())
+                row.update(known[i])
                 log_yhat = self._predict_one(np.array([[row[c] for c in self.columns]]))
                 # never negative, and at most 10x the largest value seen: an unstable fit on a short or
                 # sparse history (a linear model's recursion) must not run off to infinity

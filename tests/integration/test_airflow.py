@@ -24,6 +24,7 @@ from pulse.orchestration.tasks import ml_run_id
 from pulse.services import registry
 
 from .alert_receivers import Receivers
+from .browser import ARTEFACTS
 
 pytestmark = pytest.mark.integration
 SOURCE = "aftest"
@@ -230,8 +231,8 @@ def test_the_run_in_airflows_ui(daily):
     from pulse.config import REPO_ROOT
 
     settings, _, _, run, tis, _ = daily
-    out = REPO_ROOT / ".test-artefacts" / "airflow-pulse-daily.png"
-    out.parent.mkdir(exist_ok=True)
+    out = ARTEFACTS / "airflow-pulse-daily.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
     env = os.environ | {
         "AIRFLOW_URL": settings.airflow.base_url,
         "AIRFLOW_USER": settings.airflow.admin_user,
