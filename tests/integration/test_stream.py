@@ -95,10 +95,14 @@ def streamed(live, tmp_path_factory):
     )
     producer.start()
     time.sleep(12)
-    # kill only once the job has written a batch with messages (its first one can take longer on a busy
-    # machine), and while the producer is still sending: the kill must interrupt a query mid-stream
-    ledger = "SELECT count() FROM realtime_batches FINAL WHERE messages > 0"
-    wait_until(lambda: tables.client(live).query(ledger).result_rows[0][0] > 0, 60, "a first batch with messages", 0.5)
+    # kill only once the job has committed a batch with messages (its first one can take longer on a busy
+    # machine), and while the producer is still sending: the kill must interrupt a query mid-stream.
+    # Committed = a later batch exists: Spark writes batch N's commit log before it plans N+1, and a batch
+    # killed before its commit is replayed under the same id, replacing its ledger row.
+    ledger = (
+        "SELECT countIf(messages > 0 AND batch_id < (SELECT max(batch_id) FROM realtime_batches)) FROM realtime_batches FINAL"
+    )
+    wait_until(lambda: tables.client(live).query(ledger).result_rows[0][0] > 0, 60, "a committed batch with messages", 0.5)
     assert producer.is_alive(), "the producer finished before the job wrote anything: nothing left to interrupt"
     KILLED_AT.append(datetime.now(UTC))
     os.killpg(job.pid(), signal.SIGKILL)  # no clean shutdown: a batch may be half written
