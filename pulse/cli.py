@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -670,8 +672,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_file(s: Settings) -> None:
+    """Send Pulse's loggers (librdkafka's own lines among them, e.g. retrying while a broker starts) to
+    ``$PULSE_HOME/logs/pulse.log``: without a handler Python prints warnings between the progress lines."""
+    log = logging.getLogger("pulse")
+    if log.handlers:
+        return
+    s.logs_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(s.logs_dir / "pulse.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # the `pulse` command itself; a test calling main() keeps pytest's log capture
+        with contextlib.suppress(Exception):  # a configuration error is the command's to report
+            _log_to_file(settings())
     try:
         return args.fn(args)
     except KeyboardInterrupt:

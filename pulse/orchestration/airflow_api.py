@@ -54,6 +54,12 @@ def parse_ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def in_run_order(tis: list[dict]) -> list[dict]:
+    """Task instances as they ran (by start; not yet started last, by name): the API lists them by id."""
+    never = datetime.max.replace(tzinfo=UTC)
+    return sorted(tis, key=lambda ti: (parse_ts(ti["start_date"]) if ti.get("start_date") else never, ti["task_id"]))
+
+
 class AirflowClient:
     def __init__(self, cfg: AirflowConfig, timeout: float = 30) -> None:
         self.cfg, self.timeout = cfg, timeout
@@ -167,7 +173,7 @@ class AirflowClient:
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances?limit=100"
-        return self._request("GET", path).get("task_instances", [])
+        return in_run_order(self._request("GET", path).get("task_instances", []))
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
         path = (

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 
 from pulse.config import load_settings
 from pulse.ml.output import Check
-from pulse.orchestration.airflow_api import logical_date_for
+from pulse.orchestration.airflow_api import in_run_order, logical_date_for
 from pulse.services import registry
 from pulse.services.airflow import AirflowApiServer, alert_connections, fernet_key
 
@@ -19,6 +19,20 @@ def test_a_days_run_is_dated_when_the_schedule_runs_it():
     cfg = load_settings().airflow
     assert logical_date_for(replace(cfg, schedule="30 0 * * *"), date(2026, 10, 31)) == datetime(2026, 11, 1, 0, 30, tzinfo=UTC)
     assert logical_date_for(replace(cfg, schedule="@daily"), date(2026, 12, 31)) == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def test_task_instances_are_listed_as_they_ran():
+    tis = [
+        {"task_id": "build_marts", "start_date": "2026-10-31T00:32:10.5Z"},
+        {"task_id": "data_alert", "start_date": None},
+        {"task_id": "clean", "start_date": "2026-10-31T00:30:59+00:00"},
+        {"task_id": "ml_output"},
+        {"task_id": "forecast", "start_date": "2026-10-31T00:32:30Z"},
+        {"task_id": "segment", "start_date": "2026-10-31T00:32:30Z"},
+        {"task_id": "wait_for_raw", "start_date": "2026-10-31T02:30:50+02:00"},  # 00:30:50 UTC
+    ]
+    order = [ti["task_id"] for ti in in_run_order(tis)]
+    assert order == ["wait_for_raw", "clean", "build_marts", "forecast", "segment", "data_alert", "ml_output"]
 
 
 def test_check_is_outside_only_beyond_the_interval():
