@@ -91,9 +91,9 @@ def main() -> int:
     tis = client.task_instances(DAILY_DAG, result.run_id)
     first_start = min(parse_ts(t["start_date"]) for t in tis if t.get("start_date"))
     latency = (first_start - parse_ts(run.queued_at)).total_seconds()
-    bi_runs = [r for r in client.runs(BI_DAG) if r.queued_at and parse_ts(r.queued_at) > asked]
-    bi_seconds = bi_runs[0].seconds if bi_runs else None
-    bi_lag = (parse_ts(bi_runs[0].queued_at) - parse_ts(run.end_date)).total_seconds() if bi_runs and run.end_date else None
+    bi = client.next_run(BI_DAG, asked, appear_within=0)  # orchestrate_day has followed it to its end already
+    bi_seconds = bi.seconds if bi else None
+    bi_lag = (parse_ts(bi.queued_at) - parse_ts(run.end_date)).total_seconds() if bi and bi.queued_at and run.end_date else None
 
     print(f"\n{'Airflow component':<16} {'idle CPU %':>10} {'idle RSS MiB':>13} {'peak RSS MiB (run)':>19}")
     for c, (cpu, rss) in rest.items():
