@@ -323,7 +323,7 @@ def _print_bi(s: Settings, result) -> None:
         print(f"  !! chart '{name}' failed: {error}")
     for title, url in result.dashboards.items():
         print(f"  {title}: {url}")
-    secret = s.home / "secrets" / "superset_admin_password"
+    secret = s.secrets_dir / "superset_admin_password"
     where = f"password in {secret}" if s.superset.managed else "password from your configuration"
     print(f"  log in as '{s.superset.admin_user}' ({where})")
     if result.memo_path:
@@ -336,7 +336,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     s = settings()
     m = memo.build(s, args.source)
-    md_path, html_path = memo.write(m, s.home / "reports" / args.source)
+    md_path, html_path = memo.write(m, s.reports_dir(args.source))
     print(m.markdown(with_sql=args.sql))
     print(f"\nwritten: {md_path}, {html_path}")
     return 0
@@ -386,7 +386,7 @@ def _print_airflow(s: Settings, result) -> None:
     if result.bi:
         print(f"  BI refresh (pulse_bi_refresh, set off by the ml_output asset): {result.bi}")
     print(f"  Airflow: {result.url}")
-    secret = s.home / "secrets" / "airflow_admin_password"
+    secret = s.secrets_dir / "airflow_admin_password"
     where = f"password in {secret}" if s.airflow.managed else "password from your configuration"
     print(f"  log in as '{s.airflow.admin_user}' ({where})")
 

@@ -15,9 +15,10 @@ import os
 import re
 import secrets
 import tomllib
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, get_type_hints
 from urllib.parse import quote
 
 from pulse.domain import source_name
@@ -29,6 +30,15 @@ PG_COLLECTION = "pulse_pg"
 PG_DATABASE = "pulse_pg"
 
 
+def setting(default: Any, help: str, *, key: str | None = None, secret: bool = False, under_home: str | None = None) -> Any:
+    """A configuration field: its default and what it means (both go into docs/configuration.md).
+
+    ``key`` is the name in the environment (``PULSE_<SECTION>_<KEY>``) and in pulse.toml when it differs from the
+    field's; a ``secret`` left unset is generated once per installation; ``under_home`` is a default path
+    relative to ``$PULSE_HOME``."""
+    return field(default=default, metadata={"help": help, "key": key, "secret": secret, "under_home": under_home})
+
+
 def _toml() -> dict:
     path = Path(os.environ.get("PULSE_CONFIG", REPO_ROOT / "pulse.toml"))
     if path.is_file():
@@ -37,32 +47,10 @@ def _toml() -> dict:
     return {}
 
 
-class _Source:
-    """Looks a setting up in env, then in the TOML section, then the default."""
-
-    def __init__(self, section: str, table: dict) -> None:
-        self.section = section
-        self.table = table.get(section, {})
-
-    def secret(self, key: str, home: Path) -> str:
-        """A credential: configured, or generated once for this installation."""
-        return self.get(key, None) or generated_secret(home, f"{self.section}_{key}")
-
-    def get(self, key: str, default: str | None) -> str | None:
-        env = os.environ.get(f"PULSE_{self.section.upper()}_{key.upper()}")
-        if env is not None:
-            return env
-        value = self.table.get(key, default)
-        return None if value is None else str(value)
-
-    def int(self, key: str, default: int) -> int:
-        return int(self.get(key, str(default)))  # type: ignore[arg-type]
-
-
 def generated_secret(home: Path, name: str) -> str:
     """A secret made once per installation and kept 0600 under ``$PULSE_HOME/secrets`` (0700).
     Used wherever the configuration does not set the value itself."""
-    path = home / "secrets" / name
+    path = home / "secrets" / name  # Settings.secrets_dir: this runs while Settings is being built
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -82,14 +70,16 @@ def generated_secret(home: Path, name: str) -> str:
 
 @dataclass(frozen=True)
 class S3Config:
-    endpoint_url: str | None  # None -> the managed local SeaweedFS
-    access_key: str
-    secret_key: str
-    region: str
-    raw_bucket: str
-    raw_prefix: str
-    port: int  # local S3 gateway port (managed mode)
-    base_port: int  # SeaweedFS' other components take ports from here
+    """The object store holding RAW (and ML artefacts)."""
+
+    endpoint_url: str | None = setting(None, "S3 endpoint; unset = the managed local SeaweedFS", key="endpoint")
+    access_key: str = setting("pulse", "S3 access key")
+    secret_key: str = setting("", "S3 secret key", secret=True)
+    region: str = setting("us-east-1", "S3 region")
+    raw_bucket: str = setting("pulse-raw", "bucket of the RAW layer")
+    raw_prefix: str = setting("events", "key prefix of the RAW layer in that bucket")
+    port: int = setting(18333, "local S3 gateway port (managed mode)")
+    base_port: int = setting(18300, "first of the 9 ports SeaweedFS' other components take (managed mode)")
 
     @property
     def managed(self) -> bool:
@@ -102,14 +92,16 @@ class S3Config:
 
 @dataclass(frozen=True)
 class PostgresConfig:
-    host: str | None  # None -> the managed local cluster
-    port: int
-    user: str
-    password: str
-    database: str
-    admin_user: str
-    admin_password: str
-    sslmode: str
+    """The staging warehouse (and the metadata databases of Superset and Airflow)."""
+
+    host: str | None = setting(None, "Postgres host; unset = the managed local cluster")
+    port: int = setting(15432, "Postgres port")
+    user: str = setting("pulse", "the application role")
+    password: str = setting("", "the application role's password", secret=True)
+    database: str = setting("pulse", "the application database")
+    admin_user: str = setting("postgres", "the local cluster's superuser (managed mode only)")
+    admin_password: str = setting("", "the local cluster's superuser password", secret=True)
+    sslmode: str = setting("prefer", "libpq sslmode (`require` for a managed Postgres)")
 
     @property
     def managed(self) -> bool:
@@ -141,14 +133,16 @@ class PostgresConfig:
 
 @dataclass(frozen=True)
 class ClickHouseConfig:
-    host: str | None  # None -> the managed local chDB-over-HTTP service
-    port: int  # HTTP interface
-    user: str  # writer role: dbt, the streaming sink, the ML writer
-    password: str
-    bi_user: str  # read-only role (Superset, ad-hoc readers): readonly enforced by the server
-    bi_password: str
-    database: str
-    secure: bool
+    """The marts warehouse (the realtime and ML tables too)."""
+
+    host: str | None = setting(None, "ClickHouse host; unset = the managed local chDB-over-HTTP service")
+    port: int = setting(18123, "ClickHouse HTTP port")
+    user: str = setting("pulse", "the writer role: dbt, the streaming sink, the ML writer")
+    password: str = setting("", "the writer's password", secret=True)
+    bi_user: str = setting("pulse_bi", "the read-only role (Superset, ad-hoc readers): readonly enforced by the server")
+    bi_password: str = setting("", "the read-only role's password", secret=True)
+    database: str = setting("pulse", "prefix of the marts databases (`<database>_<source>`)")
+    secure: bool = setting(False, "HTTPS to ClickHouse")
 
     @property
     def managed(self) -> bool:
@@ -159,7 +153,7 @@ class ClickHouseConfig:
         return f"{'https' if self.secure else 'http'}://{self.host or '127.0.0.1'}:{self.port}"
 
     def marts_database(self, source: str) -> str:
-        """Where the published marts of a stage-1 source live (what dashboards read)."""
+        """Where the published marts of a source live (what dashboards read)."""
         return f"{self.database}_{source}"
 
     def build_database(self, source: str) -> str:
@@ -183,34 +177,38 @@ REALTIME = "realtime"  # the realtime tables' database suffix: reserved, not a s
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Data-reliability thresholds of stages 1–2."""
+    """Data-reliability thresholds of the cleaning job and the marts."""
 
-    late_arrival_days: int  # events land up to this many ingest days after they happened
-    max_quarantine_share: float  # a load quarantining more than this share of its rows fails before the swap
-    max_rule_share: float  # … or more than this share under any single rule
-    gate_min_rows: int  # … counting only rules/totals above this many rows (tiny files are no signal)
-    max_shrink: float  # a refresh keeping less than (1 - this) of the previous load's events is refused unless forced
+    late_arrival_days: int = setting(3, "events land up to this many ingest days after they happened (the watermark)")
+    max_quarantine_share: float = setting(0.10, "quality gate: a load quarantining more than this share of its rows fails")
+    max_rule_share: float = setting(0.05, "quality gate: … or more than this share under any single rule")
+    gate_min_rows: int = setting(20, "quality gate: only rules/totals above this many rows count (tiny files are no signal)")
+    max_shrink: float = setting(0.5, "a refresh keeping under (1 - this) of the previous load's events is refused unless forced")
 
 
 @dataclass(frozen=True)
 class SparkConfig:
-    master: str
-    driver_memory: str
-    shuffle_partitions: int
-    jdbc_jar: str
+    """The Spark jobs (cleaning, streaming)."""
+
+    master: str = setting("local[2]", "Spark master: `local[N]` in the job's process, or a cluster URL")
+    driver_memory: str = setting("8g", "driver memory of a job")
+    shuffle_partitions: int = setting(4, "spark.sql.shuffle.partitions")
+    jdbc_jar: str = setting("/usr/share/java/postgresql.jar", "Postgres JDBC driver (the benchmark's JDBC path only)")
 
 
 @dataclass(frozen=True)
 class SupersetConfig:
-    url: str | None  # None -> the managed local Superset (its own venv, gunicorn on loopback)
-    port: int
-    admin_user: str
-    admin_password: str
-    secret_key: str  # signs sessions and encrypts stored database passwords: one per installation
-    metadata_database: str  # Superset's own metadata DB, in the project's PostgreSQL
-    metadata_user: str
-    metadata_password: str
-    workers: int
+    """The dashboards."""
+
+    url: str | None = setting(None, "Superset URL; unset = the managed local Superset (own venv, gunicorn on loopback)")
+    port: int = setting(18088, "local Superset port")
+    admin_user: str = setting("admin", "Superset admin")
+    admin_password: str = setting("", "Superset admin's password", secret=True)
+    secret_key: str = setting("", "Superset SECRET_KEY: signs sessions, encrypts stored database passwords", secret=True)
+    metadata_database: str = setting("superset", "Superset's metadata database, in the project's Postgres")
+    metadata_user: str = setting("superset", "its role")
+    metadata_password: str = setting("", "its role's password", secret=True)
+    workers: int = setting(2, "gunicorn workers")
 
     @property
     def managed(self) -> bool:
@@ -223,15 +221,17 @@ class SupersetConfig:
 
 @dataclass(frozen=True)
 class KafkaConfig:
-    bootstrap: str | None  # None -> the managed local broker (KRaft, single node)
-    port: int  # SASL listener clients use
-    controller_port: int  # KRaft controller listener (loopback, SASL too)
-    user: str  # the client login (producer, streaming job, status)
-    password: str
-    broker_password: str  # the broker's own login (inter-broker and controller)
-    mechanism: str  # PLAIN locally; SCRAM-SHA-256/512 for an external cluster that uses it
-    security_protocol: str  # SASL_PLAINTEXT on loopback; SASL_SSL for an external cluster
-    heap: str
+    """The event stream's broker."""
+
+    bootstrap: str | None = setting(None, "Kafka bootstrap servers; unset = the managed local broker (KRaft, single node)")
+    port: int = setting(19092, "local SASL listener clients use")
+    controller_port: int = setting(19093, "local KRaft controller listener (loopback, SASL too)")
+    user: str = setting("pulse", "the client login (producer, streaming job, status)")
+    password: str = setting("", "the client's password", secret=True)
+    broker_password: str = setting("", "the broker's own login (inter-broker and controller)", secret=True)
+    mechanism: str = setting("PLAIN", "SASL mechanism (SCRAM-SHA-256/512 for an external cluster that uses it)")
+    security_protocol: str = setting("SASL_PLAINTEXT", "SASL_PLAINTEXT on loopback; SASL_SSL for an external cluster")
+    heap: str = setting("512m", "local broker's heap")
 
     @property
     def managed(self) -> bool:
@@ -266,13 +266,15 @@ class KafkaConfig:
 
 @dataclass(frozen=True)
 class StreamConfig:
-    topic: str  # where the producer writes and the streaming job reads (created by Pulse)
-    partitions: int  # the stream's parallelism: one Spark task per partition
-    retention_hours: int
-    trigger_seconds: float  # micro-batch interval
-    lateness_minutes: int  # an event that reaches Kafka later than this after it happened is quarantined (too_late)
-    max_offsets_per_trigger: int  # bounds a catch-up batch after downtime
-    checkpoint: str  # a local path or an s3a:// URI
+    """The streaming job."""
+
+    topic: str = setting("pulse.events", "where the producer writes and the streaming job reads (created by Pulse)")
+    partitions: int = setting(4, "the topic's partitions: the stream's parallelism, one Spark task each")
+    retention_hours: int = setting(7 * 24, "the topic's retention")
+    trigger_seconds: float = setting(1.0, "micro-batch interval")
+    lateness_minutes: int = setting(10, "an event reaching Kafka later than this after it happened is quarantined (too_late)")
+    max_offsets_per_trigger: int = setting(500_000, "bounds a catch-up batch after downtime")
+    checkpoint: str = setting("", "the checkpoint: a local path or an s3a:// URI", under_home="checkpoints/realtime")
 
     @property
     def query_name(self) -> str:
@@ -281,19 +283,21 @@ class StreamConfig:
 
 @dataclass(frozen=True)
 class AirflowConfig:
-    url: str | None  # None -> the managed local Airflow (its own venv, components on loopback)
-    port: int  # the api-server (UI, REST, execution API)
-    admin_user: str
-    admin_password: str
-    metadata_database: str  # Airflow's metadata DB, in the project's PostgreSQL
-    metadata_user: str
-    metadata_password: str
-    secret_key: str  # one per installation: fernet key, API secret and JWT secret derive from it
-    parallelism: int  # task slots of the LocalExecutor (2 cores: 2)
-    schedule: str  # cron of pulse_daily; each run processes the day before it runs
-    source: str  # the source pulse_daily runs for
-    retries: int  # per task, with exponential back-off
-    raw_wait_hours: float  # how long the sensor waits for the day's RAW partition before the run fails
+    """The orchestrator."""
+
+    url: str | None = setting(None, "Airflow URL; unset = the managed local Airflow (own venv, components on loopback)")
+    port: int = setting(18080, "the local api-server (UI, REST, execution API)")
+    admin_user: str = setting("admin", "Airflow admin")
+    admin_password: str = setting("", "Airflow admin's password", secret=True)
+    metadata_database: str = setting("airflow", "Airflow's metadata database, in the project's Postgres")
+    metadata_user: str = setting("airflow", "its role")
+    metadata_password: str = setting("", "its role's password", secret=True)
+    secret_key: str = setting("", "installation secret: the fernet key, API secret and JWT secret derive from it", secret=True)
+    parallelism: int = setting(2, "task slots of the LocalExecutor")
+    schedule: str = setting("30 0 * * *", "cron (UTC) of pulse_daily; each run processes the day before it runs")
+    source: str = setting(DEMO_SOURCE, "the source pulse_daily runs for")
+    retries: int = setting(2, "retries per task, with exponential back-off")
+    raw_wait_hours: float = setting(6.0, "how long the sensor waits for the day's RAW partition before the run fails")
 
     @property
     def managed(self) -> bool:
@@ -308,17 +312,17 @@ class AirflowConfig:
 class AlertsConfig:
     """Where alerts go; a channel is on when its settings are there (none by default)."""
 
-    slack_webhook_url: str | None  # an incoming webhook, e.g. https://hooks.slack.com/services/T…/B…/…
-    telegram_token: str | None
-    telegram_chat_id: str | None
-    telegram_api_url: str  # the Bot API's base URL (a local stand-in in tests)
-    smtp_host: str | None
-    smtp_port: int
-    smtp_user: str | None
-    smtp_password: str | None
-    smtp_starttls: bool
-    email_from: str
-    email_to: str | None  # comma-separated
+    slack_webhook_url: str | None = setting(None, "Slack incoming webhook (on when set)")
+    telegram_token: str | None = setting(None, "Telegram bot token (on when token and chat are set)")
+    telegram_chat_id: str | None = setting(None, "Telegram chat")
+    telegram_api_url: str = setting("https://api.telegram.org", "the Bot API's base URL (a local stand-in in tests)")
+    smtp_host: str | None = setting(None, "SMTP host (email on when host and recipients are set)")
+    smtp_port: int = setting(587, "SMTP port")
+    smtp_user: str | None = setting(None, "SMTP login")
+    smtp_password: str | None = setting(None, "SMTP password")
+    smtp_starttls: bool = setting(True, "STARTTLS")
+    email_from: str = setting("pulse@localhost", "sender")
+    email_to: str | None = setting(None, "recipients, comma-separated")
 
     @property
     def channels(self) -> list[str]:
@@ -344,6 +348,7 @@ class Settings:
     airflow: AirflowConfig
     alerts: AlertsConfig
 
+    # The layout of $PULSE_HOME, in one place
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
@@ -360,120 +365,120 @@ class Settings:
     def datasets_dir(self) -> Path:
         return self.home / "datasets"
 
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    def reports_dir(self, source: str) -> Path:
+        return self.home / "reports" / source
+
+    def ml_dir(self, source: str) -> Path:
+        return self.home / "ml" / source
+
+
+# Settings field -> its section in pulse.toml and in the PULSE_<SECTION>_<KEY> variables
+SECTIONS = {
+    "s3": "s3", "postgres": "pg", "spark": "spark", "clickhouse": "ch", "pipeline": "pipeline", "superset": "superset",
+    "kafka": "kafka", "stream": "stream", "airflow": "airflow", "alerts": "alerts",
+}  # fmt: skip
+CHECKS = {("airflow", "source"): source_name}  # values checked where they enter
+
+
+def _coerce(raw: Any, kind: Any) -> Any:
+    """A value from the environment or TOML as the field's type (every other field is a string)."""
+    if kind is bool:
+        return str(raw).lower() in ("1", "true", "yes")
+    return kind(raw) if kind in (int, float) else str(raw)
+
+
+def _section(cls: type, section: str, table: dict, home: Path) -> Any:
+    values, hints = {}, get_type_hints(cls)
+    for f in fields(cls):
+        key = f.metadata.get("key") or f.name
+        env = os.environ.get(f"PULSE_{section.upper()}_{key.upper()}")
+        raw = env if env is not None else table.get(key)
+        value = f.default if raw is None else _coerce(raw, hints[f.name])
+        if f.metadata.get("secret") and not value:
+            value = generated_secret(home, f"{section}_{key}")
+        if f.metadata.get("under_home") and not value:
+            value = str(home / f.metadata["under_home"])
+        if check := CHECKS.get((section, f.name)):
+            value = check(value)
+        values[f.name] = value
+    return cls(**values)
+
 
 def load_settings() -> Settings:
     table = _toml()
-    s3, pg, spark, ch = _Source("s3", table), _Source("pg", table), _Source("spark", table), _Source("ch", table)
-    pipeline, bi, kafka = _Source("pipeline", table), _Source("superset", table), _Source("kafka", table)
-    stream, airflow, alerts = _Source("stream", table), _Source("airflow", table), _Source("alerts", table)
     home = Path(os.environ.get("PULSE_HOME", table.get("home", REPO_ROOT / ".pulse"))).resolve()
-    return Settings(
-        home=home,
-        s3=S3Config(
-            endpoint_url=s3.get("endpoint", None),
-            access_key=s3.get("access_key", "pulse"),  # type: ignore[arg-type]
-            secret_key=s3.secret("secret_key", home),
-            region=s3.get("region", "us-east-1"),  # type: ignore[arg-type]
-            raw_bucket=s3.get("raw_bucket", "pulse-raw"),  # type: ignore[arg-type]
-            raw_prefix=s3.get("raw_prefix", "events"),  # type: ignore[arg-type]
-            port=s3.int("port", 18333),
-            base_port=s3.int("base_port", 18300),
-        ),
-        postgres=PostgresConfig(
-            host=pg.get("host", None),
-            port=pg.int("port", 15432),
-            user=pg.get("user", "pulse"),  # type: ignore[arg-type]
-            password=pg.secret("password", home),
-            database=pg.get("database", "pulse"),  # type: ignore[arg-type]
-            admin_user=pg.get("admin_user", "postgres"),  # type: ignore[arg-type]
-            admin_password=pg.secret("admin_password", home),
-            sslmode=pg.get("sslmode", "prefer"),  # type: ignore[arg-type]
-        ),
-        spark=SparkConfig(
-            master=spark.get("master", "local[2]"),  # type: ignore[arg-type]
-            driver_memory=spark.get("driver_memory", "8g"),  # type: ignore[arg-type]
-            shuffle_partitions=spark.int("shuffle_partitions", 4),
-            jdbc_jar=spark.get("jdbc_jar", "/usr/share/java/postgresql.jar"),  # type: ignore[arg-type]
-        ),
-        clickhouse=ClickHouseConfig(
-            host=ch.get("host", None),
-            port=ch.int("port", 18123),
-            user=ch.get("user", "pulse"),  # type: ignore[arg-type]
-            password=ch.secret("password", home),
-            bi_user=ch.get("bi_user", "pulse_bi"),  # type: ignore[arg-type]
-            bi_password=ch.secret("bi_password", home),
-            database=ch.get("database", "pulse"),  # type: ignore[arg-type]
-            secure=(ch.get("secure", "false") or "false").lower() in ("1", "true", "yes"),
-        ),
-        pipeline=PipelineConfig(
-            late_arrival_days=pipeline.int("late_arrival_days", 3),
-            max_quarantine_share=float(pipeline.get("max_quarantine_share", "0.10")),  # type: ignore[arg-type]
-            max_rule_share=float(pipeline.get("max_rule_share", "0.05")),  # type: ignore[arg-type]
-            gate_min_rows=pipeline.int("gate_min_rows", 20),
-            max_shrink=float(pipeline.get("max_shrink", "0.5")),  # type: ignore[arg-type]
-        ),
-        superset=SupersetConfig(
-            url=bi.get("url", None),
-            port=bi.int("port", 18088),
-            admin_user=bi.get("admin_user", "admin"),  # type: ignore[arg-type]
-            admin_password=bi.secret("admin_password", home),
-            secret_key=bi.secret("secret_key", home),
-            metadata_database=bi.get("metadata_database", "superset"),  # type: ignore[arg-type]
-            metadata_user=bi.get("metadata_user", "superset"),  # type: ignore[arg-type]
-            metadata_password=bi.secret("metadata_password", home),
-            workers=bi.int("workers", 2),
-        ),
-        kafka=KafkaConfig(
-            bootstrap=kafka.get("bootstrap", None),
-            port=kafka.int("port", 19092),
-            controller_port=kafka.int("controller_port", 19093),
-            user=kafka.get("user", "pulse"),  # type: ignore[arg-type]
-            password=kafka.secret("password", home),
-            broker_password=kafka.secret("broker_password", home),
-            mechanism=kafka.get("mechanism", "PLAIN"),  # type: ignore[arg-type]
-            security_protocol=kafka.get("security_protocol", "SASL_PLAINTEXT"),  # type: ignore[arg-type]
-            heap=kafka.get("heap", "512m"),  # type: ignore[arg-type]
-        ),
-        stream=StreamConfig(
-            topic=stream.get("topic", "pulse.events"),  # type: ignore[arg-type]
-            partitions=stream.int("partitions", 4),
-            retention_hours=stream.int("retention_hours", 7 * 24),
-            trigger_seconds=float(stream.get("trigger_seconds", "1")),  # type: ignore[arg-type]
-            lateness_minutes=stream.int("lateness_minutes", 10),
-            max_offsets_per_trigger=stream.int("max_offsets_per_trigger", 500_000),
-            checkpoint=stream.get("checkpoint", str(home / "checkpoints" / "realtime")),  # type: ignore[arg-type]
-        ),
-        airflow=AirflowConfig(
-            url=airflow.get("url", None),
-            port=airflow.int("port", 18080),
-            admin_user=airflow.get("admin_user", "admin"),  # type: ignore[arg-type]
-            admin_password=airflow.secret("admin_password", home),
-            metadata_database=airflow.get("metadata_database", "airflow"),  # type: ignore[arg-type]
-            metadata_user=airflow.get("metadata_user", "airflow"),  # type: ignore[arg-type]
-            metadata_password=airflow.secret("metadata_password", home),
-            secret_key=airflow.secret("secret_key", home),
-            parallelism=airflow.int("parallelism", 2),
-            schedule=airflow.get("schedule", "30 0 * * *"),  # type: ignore[arg-type]
-            source=source_name(airflow.get("source", DEMO_SOURCE)),  # type: ignore[arg-type]
-            retries=airflow.int("retries", 2),
-            raw_wait_hours=float(airflow.get("raw_wait_hours", "6")),  # type: ignore[arg-type]
-        ),
-        alerts=AlertsConfig(
-            slack_webhook_url=alerts.get("slack_webhook_url", None),
-            telegram_token=alerts.get("telegram_token", None),
-            telegram_chat_id=alerts.get("telegram_chat_id", None),
-            telegram_api_url=alerts.get("telegram_api_url", "https://api.telegram.org"),  # type: ignore[arg-type]
-            smtp_host=alerts.get("smtp_host", None),
-            smtp_port=alerts.int("smtp_port", 587),
-            smtp_user=alerts.get("smtp_user", None),
-            smtp_password=alerts.get("smtp_password", None),
-            smtp_starttls=(alerts.get("smtp_starttls", "true") or "true").lower() in ("1", "true", "yes"),
-            email_from=alerts.get("email_from", "pulse@localhost"),  # type: ignore[arg-type]
-            email_to=alerts.get("email_to", None),
-        ),
-    )
+    hints = get_type_hints(Settings)
+    parts = {name: _section(hints[name], section, table.get(section, {}), home) for name, section in SECTIONS.items()}
+    return Settings(home=home, **parts)
 
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     return load_settings()
+
+
+TOML_EXAMPLE = """## Example: a real MinIO, a managed Postgres, a Spark cluster, ClickHouse Cloud
+
+```toml
+# pulse.toml (in .gitignore: it may hold credentials)
+[s3]
+endpoint = "https://minio.internal:9000"
+access_key = "analytics"
+secret_key = "…"
+[pg]
+host = "pg.internal"
+port = 5432
+sslmode = "require"
+[spark]
+master = "spark://spark-master.internal:7077"
+[ch]
+host = "abc123.clickhouse.cloud"
+port = 8443
+secure = true
+user = "default"
+password = "…"
+```"""
+
+
+def markdown() -> str:
+    """docs/configuration.md: every setting with its variable, default and meaning (a test keeps it current)."""
+    lines = [
+        "# Configuration",
+        "",
+        "Generated from the dataclasses in `pulse/config.py` by `python -m pulse.config --markdown`; a test fails",
+        "when this page is out of date.",
+        "",
+        "Precedence: an environment variable `PULSE_<SECTION>_<KEY>` > the key in section `[<section>]` of the TOML",
+        "file named by `PULSE_CONFIG` (default `<repo>/pulse.toml`) > the default. `PULSE_HOME` (default",
+        "`<repo>/.pulse`) holds data, logs, pids and secrets. Setting a service's endpoint (`endpoint`, `host`, `url`,",
+        "`bootstrap`) makes it *external*: Pulse connects to it and starts nothing. A secret left unset is",
+        "*generated* once per installation into `$PULSE_HOME/secrets/<section>_<key>` (0600).",
+    ]
+    hints = get_type_hints(Settings)
+    for name, section in SECTIONS.items():
+        cls = hints[name]
+        lines += ["", f"## `[{section}]` — {cls.__doc__}", "", "| variable | default | what |", "|---|---|---|"]
+        for f in fields(cls):
+            key = f.metadata.get("key") or f.name
+            if f.metadata.get("secret"):
+                default = "*generated*"
+            elif f.metadata.get("under_home"):
+                default = f"`$PULSE_HOME/{f.metadata['under_home']}`"
+            elif f.default is None or f.default is MISSING:
+                default = "–"
+            else:
+                default = f"`{str(f.default).lower() if isinstance(f.default, bool) else f.default}`"
+            lines.append(f"| `PULSE_{section.upper()}_{key.upper()}` | {default} | {f.metadata['help']} |")
+    return "\n".join([*lines, "", TOML_EXAMPLE]) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        raise SystemExit("usage: python -m pulse.config --markdown > docs/configuration.md")
+    print(markdown(), end="")

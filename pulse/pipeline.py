@@ -68,7 +68,7 @@ def deploy_bi(settings: Settings, source: str = DEMO_SOURCE, warm: bool = True):
 
     tables.ensure(settings)  # the Realtime dashboard's tables exist (empty) before the stream first runs
     m = memo.build(settings, source)
-    md_path, _ = memo.write(m, settings.home / "reports" / source)
+    md_path, _ = memo.write(m, settings.reports_dir(source))
     result = assets.deploy(settings, source, memo=m.dashboard_markdown(), warm=warm)
     result.memo, result.memo_path = m, md_path
     return result

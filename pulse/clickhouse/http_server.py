@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Serve a chDB data directory over ClickHouse's HTTP interface.")
     p.add_argument("--data-dir", type=Path, required=True)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=18123)
+    p.add_argument("--port", type=int, required=True, help="HTTP port (the service manager passes PULSE_CH_PORT)")
     p.add_argument("--config", type=Path, required=True, help="JSON (0600): users and roles, Postgres collection, limits")
     args = p.parse_args(argv)
     os.umask(0o077)  # the engine's files (named collections included) readable by this user only

@@ -33,7 +33,7 @@ def new_run_id() -> str:
 
 
 def output_dir(settings: Settings, source: str, run_id: str) -> Path:
-    path = settings.home / "ml" / source / run_id
+    path = settings.ml_dir(source) / run_id
     path.mkdir(parents=True, exist_ok=True)
     return path
 

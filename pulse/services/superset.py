@@ -227,7 +227,7 @@ class Superset(ManagedProcess):
             return None
         self._created_admin = False
         cfg = self.settings.superset
-        store = self.settings.home / "secrets" / "superset_admin_password"
+        store = self.settings.secrets_dir / "superset_admin_password"
         generated = store.exists() and store.read_text().strip() == cfg.admin_password
         if not generated:
             return f"created admin '{cfg.admin_user}' with the configured password"
