@@ -366,6 +366,10 @@ class Settings:
         return self.home / "datasets"
 
     @property
+    def dbt_dir(self) -> Path:  # dbt's target/ and logs/
+        return self.home / "dbt"
+
+    @property
     def secrets_dir(self) -> Path:
         return self.home / "secrets"
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from pulse.config import DEMO_SOURCE, Settings
 
@@ -15,22 +18,119 @@ def raw_partition(settings: Settings, source: str, day: date) -> dict | None:
     return raw.read_manifest(s3util.client(settings.s3), settings.s3, source, day.isoformat())
 
 
+def dataset_dir(settings: Settings, source: str) -> Path:
+    """Where a source's local RAW layout lives before it is uploaded."""
+    return settings.datasets_dir / source
+
+
+def generate(settings: Settings, out: Path, gen, dirt) -> dict:
+    """The demo dataset (events, injected defects) into ``out``. Returns its ground truth."""
+    from pulse.datagen import generate_dataset
+
+    return generate_dataset(out, gen, dirt)
+
+
+def ingest_file(
+    settings: Settings, path: Path, source: str, ingest_date: date | None, mapping: dict, upload: bool = True
+) -> dict:
+    """Your own event file into the source's RAW layout (and S3). Returns lines, parts, directory, ingest date."""
+    from pulse.lake.ingest_file import ingest_file as ingest
+
+    result = ingest(path, dataset_dir(settings, source), ingest_date, mapping)
+    if upload:
+        result["upload"] = upload_raw(settings, source)
+    return result
+
+
+def upload_raw(settings: Settings, source: str = DEMO_SOURCE, dataset: Path | None = None, correction: bool = False) -> dict:
+    """A local RAW layout into S3, partition by partition, manifest last (idempotent). Returns what was done."""
+    from pulse.lake.raw import upload_dataset
+
+    return upload_dataset(settings.s3, dataset or dataset_dir(settings, source), source, correction=correction)
+
+
+def migrate(settings: Settings) -> list[str]:
+    """Pending staging migrations. Returns the names applied."""
+    from pulse.staging.migrate import migrate as apply
+
+    return apply(settings.postgres)
+
+
+def recover(settings: Settings, source: str | None = None) -> dict[str, list[str] | None]:
+    """Marks cleaning runs whose process died as failed and drops their debris, for ``source`` or every source
+    with a run left 'running'. Returns source -> the runs recovered (None: a live run holds the source)."""
+    from pulse.staging import recovery
+
+    cfg = settings.postgres
+    done: dict[str, list[str] | None] = {}
+    for name in [source] if source else recovery.sources_with_running_runs(cfg):
+        try:
+            with recovery.source_lock(cfg, name):
+                done[name] = recovery.recover_dead_runs(cfg, name)
+        except recovery.SourceBusy:
+            done[name] = None
+    return done
+
+
+@dataclass
+class Quality:
+    run: dict  # the last load's audit row with its rules
+    truth: dict | None  # the generator's ground truth, when the dataset has one
+
+    @property
+    def ok(self) -> bool:
+        return self.run["status"] == "succeeded"
+
+    def report(self) -> str:
+        from pulse.staging import quality
+
+        return quality.render(self.run, self.truth)
+
+
+def data_quality(settings: Settings, source: str = DEMO_SOURCE, dataset: Path | None = None) -> Quality | None:
+    """The last load of ``source`` and, for generated data, its ground truth. None before any load."""
+    import json
+
+    from pulse.datagen import GROUND_TRUTH_FILE
+    from pulse.staging import quality
+
+    run = quality.last_run(settings.postgres, source)
+    if run is None:
+        return None
+    truth_file = (dataset or dataset_dir(settings, source)) / GROUND_TRUTH_FILE
+    return Quality(run, json.loads(truth_file.read_text()) if truth_file.exists() else None)
+
+
 def clean(settings: Settings, source: str = DEMO_SOURCE, force: bool = False) -> dict:
-    """Stage 1: RAW in S3 -> Postgres staging. Returns the load's summary (run id, counts)."""
+    """Cleaning: RAW in S3 -> Postgres staging. Returns the load's summary (run id, counts)."""
     from pulse.staging import job
 
     return job.run(settings, source, force=force)
 
 
 def model(settings: Settings, source: str = DEMO_SOURCE, full_refresh: bool = False):
-    """Stage 2: dbt build + test, publish the marts if everything passed. Returns a BuildResult."""
+    """Modelling: dbt build + test, publish the marts if everything passed. Returns a BuildResult."""
     from pulse.modeling import dbt_runner
 
     return dbt_runner.build(settings, source, full_refresh=full_refresh)
 
 
+def dbt(settings: Settings, source: str, args: list[str]) -> int:
+    """A dbt command on the source's build database (nothing is published). Returns dbt's exit code."""
+    from pulse.modeling import dbt_runner
+
+    return dbt_runner.run(settings, args, source=source)
+
+
+def kpis(settings: Settings, source: str = DEMO_SOURCE):
+    """The KPI block of the last complete day, read from the published marts. Returns a Kpis (or None)."""
+    from pulse.modeling.kpis import read
+
+    return read(settings, source)
+
+
 def forecast(settings: Settings, source: str = DEMO_SOURCE, run_id: str | None = None, as_of: date | None = None):
-    """Stage 5: DAU and revenue forecasts with their backtest, on complete days up to ``as_of`` (default:
+    """ML: DAU and revenue forecasts with their backtest, on complete days up to ``as_of`` (default:
     all). Returns a ForecastResult."""
     from pulse.ml.run import run_forecast
 
@@ -38,14 +138,21 @@ def forecast(settings: Settings, source: str = DEMO_SOURCE, run_id: str | None =
 
 
 def segment(settings: Settings, source: str = DEMO_SOURCE, run_id: str | None = None, as_of: date | None = None):
-    """Stage 5: k-means user segments as of ``as_of`` (default: the last complete day). Returns a SegmentResult."""
+    """ML: k-means user segments as of ``as_of`` (default: the last complete day). Returns a SegmentResult."""
     from pulse.ml.run import run_segment
 
     return run_segment(settings, source, run_id, as_of=as_of)
 
 
+def ml_report(settings: Settings, fc, seg) -> Path:
+    """The HTML report of a forecast and a segment run. Returns its path."""
+    from pulse.ml import report
+
+    return report.write(fc.output, fc, seg)
+
+
 def check_forecast(settings: Settings, source: str, day: date, run_id: str):
-    """Stage 6's data alert: ``day``'s actual DAU and revenue against the forecast made the day before
+    """Orchestration's data alert: ``day``'s actual DAU and revenue against the forecast made the day before
     (forecast run ``run_id``'s model and interval). Returns a list of pulse.ml.output.Check."""
     from pulse.ml import output
 
@@ -53,7 +160,7 @@ def check_forecast(settings: Settings, source: str, day: date, run_id: str):
 
 
 def write_ml_output(settings: Settings, source: str, day: date, run_id: str, orchestrator_run_id: str, checks) -> dict:
-    """Stage 6: replace ``day``'s rows of ``ml_output`` (forecasts, backtest scores, segments, checks).
+    """Orchestration: replace ``day``'s rows of ``ml_output`` (forecasts, backtest scores, segments, checks).
     Returns the table and its rows per kind."""
     from pulse.ml import output
 
@@ -61,21 +168,36 @@ def write_ml_output(settings: Settings, source: str, day: date, run_id: str, orc
 
 
 def deploy_bi(settings: Settings, source: str = DEMO_SOURCE, warm: bool = True):
-    """Stage 3: compute the memo, deploy the dashboards (memo included) and refresh their cached data.
+    """BI: compute the memo, deploy the dashboards (memo included) and refresh their cached data.
     Returns a DeployResult (changed assets, dashboard URLs, charts warmed, the memo and where it was written)."""
-    from pulse.bi import assets, memo
+    from pulse.bi import assets
     from pulse.streaming import tables
 
     tables.ensure(settings)  # the Realtime dashboard's tables exist (empty) before the stream first runs
-    m = memo.build(settings, source)
-    md_path, _ = memo.write(m, settings.reports_dir(source))
+    m, md_path, _ = memo(settings, source)
     result = assets.deploy(settings, source, memo=m.dashboard_markdown(), warm=warm)
     result.memo, result.memo_path = m, md_path
     return result
 
 
+def memo(settings: Settings, source: str = DEMO_SOURCE):
+    """The analytical memo from the marts, written as Markdown and HTML. Returns (Memo, md path, html path)."""
+    from pulse.bi import memo as memos
+
+    m = memos.build(settings, source)
+    md_path, html_path = memos.write(m, settings.reports_dir(source))
+    return m, md_path, html_path
+
+
+def export_bi(settings: Settings) -> list[Path]:
+    """The live Superset assets back into superset/ (normalised). Returns the files that changed."""
+    from pulse.bi import assets
+
+    return assets.export(settings)
+
+
 def produce_stream(settings: Settings, params, truth_path=None, echo=None):
-    """Stage 4: send live events to Kafka at a held rate. Returns a ProduceResult (sent, rate, ground truth)."""
+    """Streaming: send live events to Kafka at a held rate. Returns a ProduceResult (sent, rate, ground truth)."""
     from pulse.common.progress import say
     from pulse.streaming.producer import produce
 
@@ -83,14 +205,14 @@ def produce_stream(settings: Settings, params, truth_path=None, echo=None):
 
 
 def reconcile_stream(settings: Settings, day, source: str):
-    """Stage 4: the batch marts vs the realtime tables for one day. Returns a Reconciliation."""
+    """Streaming: the batch marts vs the realtime tables for one day. Returns a Reconciliation."""
     from pulse.streaming.reconcile import reconcile
 
     return reconcile(settings, day, source)
 
 
 def stream_burst(settings: Settings, params, echo=None):
-    """Stage 4: a live burst end to end: produce, wait until the streaming job wrote it all, read the
+    """Streaming: a live burst end to end: produce, wait until the streaming job wrote it all, read the
     realtime figures back. Returns a Burst (needs the stream service running)."""
     from pulse.common.progress import say
     from pulse.streaming.live import burst
@@ -98,8 +220,43 @@ def stream_burst(settings: Settings, params, echo=None):
     return burst(settings, params, echo or say)
 
 
+def reset_stream(settings: Settings) -> str:
+    """Drops the realtime tables and the streaming checkpoint (the job must be stopped). Returns the checkpoint."""
+    from pulse.services.stream import StreamJob
+    from pulse.streaming import tables
+
+    if StreamJob(settings).pid() is not None:
+        raise RuntimeError("the streaming job is running: `pulse services down stream` first")
+    tables.reset(settings)
+    if not settings.stream.checkpoint.startswith("s3a://"):
+        shutil.rmtree(settings.stream.checkpoint, ignore_errors=True)
+    return settings.stream.checkpoint
+
+
+def run_stream(settings: Settings, timeout: float | None = None) -> None:
+    """The streaming job in this process until ``timeout`` (or Ctrl-C)."""
+    from pulse.streaming import job
+
+    job.run(settings, timeout=timeout)
+
+
+def last_complete_day(settings: Settings, source: str) -> date | None:
+    """The newest complete day of the source's last successful load: what a daily run of it should process."""
+    from pulse.orchestration.daily import last_complete_day as newest
+
+    return newest(settings, source)
+
+
+def airflow_runs(settings: Settings, limit: int = 10) -> dict[str, list]:
+    """The recent runs of the daily DAG and the BI refresh. Returns DAG id -> DagRuns, newest first."""
+    from pulse.orchestration.airflow_api import BI_DAG, DAILY_DAG, AirflowClient
+
+    client = AirflowClient(settings.airflow)
+    return {dag_id: client.runs(dag_id, limit=limit) for dag_id in (DAILY_DAG, BI_DAG)}
+
+
 def orchestrate_day(settings: Settings, day: date, source: str = DEMO_SOURCE, wait: bool = True, echo=None):
-    """Stage 6: run Airflow's ``pulse_daily`` for ``day`` (re-running the day if it ran before), follow it and
+    """Orchestration: run Airflow's ``pulse_daily`` for ``day`` (re-running the day if it ran before), follow it and
     the BI refresh it sets off. Returns a DayRun (run id, state, per-task states and seconds, ml_output)."""
     from pulse.orchestration.daily import run_day
 

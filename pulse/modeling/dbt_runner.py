@@ -25,14 +25,10 @@ from pulse.modeling.publish import BuildResult, failures, mart_models, publish
 PROJECT_DIR = REPO_ROOT / "dbt"
 
 
-def dbt_dir(settings: Settings) -> Path:
-    return settings.home / "dbt"
-
-
 def write_profile(settings: Settings, source: str) -> Path:
     """profiles.yml for this configuration and source; the password is read from the environment by dbt."""
     ch = settings.clickhouse
-    out = dbt_dir(settings)
+    out = settings.dbt_dir
     out.mkdir(parents=True, exist_ok=True)
     profile = {
         "pulse": {
@@ -78,8 +74,8 @@ def run(settings: Settings, args: list[str], source: str = DEMO_SOURCE) -> int:
         {
             "DBT_ENV_SECRET_CH_PASSWORD": ch.password,
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_TARGET_PATH": str(dbt_dir(settings) / "target"),
-            "DBT_LOG_PATH": str(dbt_dir(settings) / "logs"),
+            "DBT_TARGET_PATH": str(settings.dbt_dir / "target"),
+            "DBT_LOG_PATH": str(settings.dbt_dir / "logs"),
         }
     )
     cmd = [
@@ -102,7 +98,7 @@ def build(settings: Settings, source: str = DEMO_SOURCE, full_refresh: bool = Fa
     ch = settings.clickhouse
     args = ["build", *(["--full-refresh"] if full_refresh else []), *(["--quiet"] if quiet else [])]
     code = run(settings, args, source=source)
-    target = dbt_dir(settings) / "target"
+    target = settings.dbt_dir / "target"
     result = BuildResult(source, ch.build_database(source), ch.marts_database(source), code, failures=failures(target))
     if result.ok:
         result.published = publish(settings, source, mart_models(target))

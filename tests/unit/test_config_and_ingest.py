@@ -146,19 +146,29 @@ def test_services_down_reports_truthfully(monkeypatch, tmp_path):
 def test_demo_uploads_the_dataset_it_generated(monkeypatch, tmp_path):
     import pulse.cli as cli
     import pulse.lake.raw as raw
+    from pulse import pipeline
+    from pulse.config import settings
     from pulse.services import registry
 
+    class StopAfterUpload(Exception):
+        pass
+
+    def clean(*_a, **_k):
+        raise StopAfterUpload("stop after the upload")
+
     monkeypatch.setenv("PULSE_HOME", str(tmp_path / "home"))
-    cli.settings.cache_clear()
+    settings.cache_clear()
     uploaded: list = []
     monkeypatch.setattr(registry, "up", lambda *_a, **_k: None)
     monkeypatch.setattr(raw, "upload_dataset", lambda _cfg, root, source, **_k: uploaded.append((root, source)) or {})
-    monkeypatch.setattr(cli, "cmd_clean", lambda _args: 1)  # stop after the upload
+    monkeypatch.setattr(pipeline, "clean", clean)
     out = tmp_path / "my-demo"
     try:
-        assert cli.main(["demo", "--events", "2000", "--days", "10", "--out", str(out)]) == 1
+        args = cli.build_parser().parse_args(["demo", "--events", "2000", "--days", "10", "--out", str(out)])
+        with pytest.raises(StopAfterUpload):
+            args.fn(args)
     finally:
-        cli.settings.cache_clear()
+        settings.cache_clear()
     expected = cli.demo_source(cli.build_parser().parse_args(["demo", "--events", "2000", "--days", "10"]))
     assert uploaded == [(out, expected)] and expected.startswith("demo_2000_")
     assert (out / "ground_truth.json").exists()
