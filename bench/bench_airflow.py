@@ -25,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import Sampler, write_results
 
+from pulse import dag_tasks as tasks
 from pulse import pipeline
 from pulse.config import load_settings
 from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
 from pulse.lake import raw
-from pulse.orchestration import tasks
 from pulse.orchestration.airflow_api import BI_DAG, DAILY_DAG, AirflowClient, parse_ts
 from pulse.services import registry
 from pulse.services.airflow import AIRFLOW_SERVICES

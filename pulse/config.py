@@ -366,6 +366,10 @@ class Settings:
         return self.home / "datasets"
 
     @property
+    def stream_progress_file(self) -> Path:  # the streaming job's last progress, read by `pulse status`
+        return self.run_dir / "stream-progress.json"
+
+    @property
     def dbt_dir(self) -> Path:  # dbt's target/ and logs/
         return self.home / "dbt"
 

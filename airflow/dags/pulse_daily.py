@@ -11,7 +11,7 @@ pulse_bi_refresh: which_source (the triggering event's source) → refresh_bi (t
   if changed, every chart's cache refreshed).
 
 Every Pulse step runs in Pulse's own venv through ``@task.external_python`` and calls ``pulse.pipeline``
-(via ``pulse.orchestration.tasks``): Airflow's venv never imports pyspark, dbt or scikit-learn. Each task is
+(via ``pulse.dag_tasks``): Airflow's venv never imports pyspark, dbt or scikit-learn. Each task is
 idempotent for its day (a full refresh of the source, dbt's write–audit–publish, ML rows keyed by the day's
 run id, ml_output rows replaced per day), so re-running a day gives the same state.
 """
@@ -79,31 +79,31 @@ with DAG(
 
     @task.external_python(task_id="clean", python=PYTHON, expect_airflow=False)
     def clean(source: str) -> dict:
-        from pulse.orchestration import tasks
+        from pulse import dag_tasks as tasks
 
         return tasks.clean(source)
 
     @task.external_python(task_id="build_marts", python=PYTHON, expect_airflow=False, outlets=[MARTS])
     def build_marts(source: str) -> dict:
-        from pulse.orchestration import tasks
+        from pulse import dag_tasks as tasks
 
         return tasks.build_marts(source)
 
     @task.external_python(task_id="forecast", python=PYTHON, expect_airflow=False)
     def forecast(source: str, day: str) -> dict:
-        from pulse.orchestration import tasks
+        from pulse import dag_tasks as tasks
 
         return tasks.forecast(source, day)
 
     @task.external_python(task_id="segment", python=PYTHON, expect_airflow=False)
     def segment(source: str, day: str) -> dict:
-        from pulse.orchestration import tasks
+        from pulse import dag_tasks as tasks
 
         return tasks.segment(source, day)
 
     @task.external_python(task_id="ml_output", python=PYTHON, expect_airflow=False)
     def ml_output(source: str, day: str, dag_run_id: str) -> dict:
-        from pulse.orchestration import tasks
+        from pulse import dag_tasks as tasks
 
         return tasks.ml_output(source, day, dag_run_id)
 
@@ -156,7 +156,7 @@ with DAG(
 
     @task.external_python(task_id="refresh_bi", python=PYTHON, expect_airflow=False)
     def refresh_bi(source: str) -> dict:
-        from pulse.orchestration import tasks
+        from pulse import dag_tasks as tasks
 
         return tasks.refresh_bi(source)
 

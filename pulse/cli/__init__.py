@@ -12,7 +12,7 @@ import os
 import sys
 
 from pulse.cli import airflow, bi, cleaning, data, demo, ml, model, services, stream
-from pulse.cli.demo import demo_source
+from pulse.cli.data import demo_source
 from pulse.config import Settings, settings
 
 GROUPS = [demo, services, data, cleaning, model, ml, bi, stream, airflow]  # the order of `pulse --help`

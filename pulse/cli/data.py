@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from datetime import date
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pulse import pipeline
 from pulse.cli.common import add_source, source_arg
-from pulse.config import settings
+from pulse.config import DEMO_SOURCE, settings
 
 if TYPE_CHECKING:
     from pulse.datagen.dirty import DirtParams
@@ -47,6 +48,16 @@ def register(sub) -> None:
     p.set_defaults(fn=run_upload)
 
 
+def demo_source(args: argparse.Namespace) -> str:
+    """``demo`` for the default demo; another dataset (size, seed, …) gets a source of its own, so
+    re-running the demo with other options never collides with committed (immutable) RAW data."""
+    params = (args.events, args.days, args.end_date.isoformat(), args.seed, args.dirty_rate)
+    if params == DEMO_PARAMS:
+        return DEMO_SOURCE
+    digest = hashlib.sha1(repr(params).encode()).hexdigest()[:6]
+    return f"{DEMO_SOURCE}_{args.events}" + ("" if params[1:] == DEMO_PARAMS[1:] else f"_{digest}")
+
+
 def add_generate_options(p: argparse.ArgumentParser) -> None:
     events, days, end, seed, dirty = DEMO_PARAMS
     p.add_argument("--events", type=int, default=events, help=f"approximate number of events (default {events})")
@@ -70,8 +81,6 @@ def print_generated(truth: dict, out: Path) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from pulse.cli.demo import demo_source
-
     s = settings()
     out = Path(args.out) if args.out else pipeline.dataset_dir(s, demo_source(args))
     print_generated(pipeline.generate(s, out, *generation(args)), out)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 from pathlib import Path
 
@@ -11,10 +10,10 @@ from pulse import pipeline
 from pulse.cli.airflow import day_to_run, print_day
 from pulse.cli.bi import print_deploy
 from pulse.cli.cleaning import print_quality
-from pulse.cli.data import DEMO_PARAMS, add_generate_options, generation, print_generated
+from pulse.cli.data import add_generate_options, demo_source, generation, print_generated
 from pulse.cli.ml import report
 from pulse.cli.model import print_build
-from pulse.config import DEMO_SOURCE, Settings, settings
+from pulse.config import Settings, settings
 
 STEPS = 9
 
@@ -23,16 +22,6 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="start the services and run every step on generated demo data")
     add_generate_options(p)
     p.set_defaults(fn=run_demo)
-
-
-def demo_source(args: argparse.Namespace) -> str:
-    """``demo`` for the default demo; another dataset (size, seed, …) gets a source of its own, so
-    re-running the demo with other options never collides with committed (immutable) RAW data."""
-    params = (args.events, args.days, args.end_date.isoformat(), args.seed, args.dirty_rate)
-    if params == DEMO_PARAMS:
-        return DEMO_SOURCE
-    digest = hashlib.sha1(repr(params).encode()).hexdigest()[:6]
-    return f"{DEMO_SOURCE}_{args.events}" + ("" if params[1:] == DEMO_PARAMS[1:] else f"_{digest}")
 
 
 def step(n: int, what: str) -> None:

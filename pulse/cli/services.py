@@ -63,7 +63,7 @@ def print_status(s: Settings) -> list[ServiceStatus]:
 
 def run_doctor(args: argparse.Namespace) -> int:
     """Service status plus the prerequisites a fresh machine may lack, each with its fix."""
-    from pulse.services.doctor import prerequisites
+    from pulse.doctor import prerequisites
 
     s = settings()
     checks = prerequisites(s)

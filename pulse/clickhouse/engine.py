@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from pulse.clickhouse.errors import ClickHouseError
-from pulse.clickhouse.sql import ident, literal, setting_name
+from pulse.clickhouse.sql import setting_name
+from pulse.common.quoting import ident, literal
 
 INSERT_SLICE = 1 << 20  # bytes handed to the engine's streaming insert at a time
 

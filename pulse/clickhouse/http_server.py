@@ -48,6 +48,7 @@ from pulse.clickhouse.request import (
     query_params,
     read_body,
 )
+from pulse.common.quoting import ident, literal
 
 OUTPUT_KINDS = {"SELECT", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "CHECK"}
 CONTENT_TYPES = {
@@ -144,9 +145,7 @@ class Handler(BaseHTTPRequestHandler):
         srv.policy.check(stmt, role, explain, read_only_request)
         # external data becomes temporary tables: their DDL is built from the client's structure, so it
         # goes through the same parser and policy as the client's own statement
-        creates = [
-            sqlmod.parse(f"CREATE TEMPORARY TABLE {sqlmod.ident(t.name)} ({t.structure}) ENGINE = Memory") for t in external
-        ]
+        creates = [sqlmod.parse(f"CREATE TEMPORARY TABLE {ident(t.name)} ({t.structure}) ENGINE = Memory") for t in external]
         for create in creates:
             srv.policy.check(create, role, explain, read_only_request=False)
         if stmt.kind == "KILL":
@@ -170,7 +169,7 @@ class Handler(BaseHTTPRequestHandler):
                 for table, create in zip(external, creates, strict=True):
                     conn.retire = not in_session
                     conn.query(create.sql, "TabSeparated", {})
-                    conn.insert(f"INSERT INTO {sqlmod.ident(table.name)}", table.format, table.data)
+                    conn.insert(f"INSERT INTO {ident(table.name)}", table.format, table.data)
                 if insert is not None:
                     result = conn.insert(insert.head, insert.format, insert.data)
                 else:
@@ -182,7 +181,7 @@ class Handler(BaseHTTPRequestHandler):
             finally:
                 if in_session:
                     for table in external:
-                        conn.query(f"DROP TEMPORARY TABLE IF EXISTS {sqlmod.ident(table.name)}", "TabSeparated", {})
+                        conn.query(f"DROP TEMPORARY TABLE IF EXISTS {ident(table.name)}", "TabSeparated", {})
             if stmt.changes_session:
                 if not in_session:
                     conn.retire = True  # session-less: the state lasts this one query, as in ClickHouse
@@ -309,12 +308,12 @@ def bootstrap(engine: Engine, cfg: ServerConfig) -> Policy:
     table_functions = {name.lower() for name in engine.admin("SELECT name FROM system.table_functions").decode().split()}
     pg = cfg.postgres
     if pg:
-        engine.admin(f"DROP NAMED COLLECTION IF EXISTS {sqlmod.ident(pg['collection'])}")
+        engine.admin(f"DROP NAMED COLLECTION IF EXISTS {ident(pg['collection'])}")
         keys = ("host", "port", "database", "user", "password", "schema")
-        pairs = ", ".join(f"{k} = {sqlmod.literal(str(pg[k]))}" for k in keys if pg.get(k) is not None)
-        engine.admin(f"CREATE NAMED COLLECTION {sqlmod.ident(pg['collection'])} AS {pairs}")
+        pairs = ", ".join(f"{k} = {literal(str(pg[k]))}" for k in keys if pg.get(k) is not None)
+        engine.admin(f"CREATE NAMED COLLECTION {ident(pg['collection'])} AS {pairs}")
     for user in cfg.users:  # a user's default database exists from the start, as on a configured server
-        engine.admin(f"CREATE DATABASE IF NOT EXISTS {sqlmod.ident(user.get('default_database', 'default'))}")
+        engine.admin(f"CREATE DATABASE IF NOT EXISTS {ident(user.get('default_database', 'default'))}")
     protected = {pg["attach_as"]} if pg else set()  # where dbt attaches Postgres: never for readers
     return Policy(table_functions, pg["collection"] if pg else None, protected)
 

@@ -13,10 +13,7 @@ import pyarrow.csv as pacsv
 
 from pulse.datagen.dirty import RawChunk
 from pulse.domain import RAW_COLUMNS
-
-
-def partition_dir(root: Path, day: date) -> Path:
-    return root / f"ingest_date={day.isoformat()}"
+from pulse.lake.layout import part_file, partition_dir
 
 
 def write_chunk(root: Path, chunk: RawChunk, start: date, part: int) -> int:
@@ -36,7 +33,7 @@ def write_chunk(root: Path, chunk: RawChunk, start: date, part: int) -> int:
         body = buf.getvalue()
         if bad_by_day.get(day):
             body += ("\n".join(bad_by_day[day]) + "\n").encode()
-        path = partition_dir(root, start + timedelta(days=day)) / f"part-{part:05d}.csv.gz"
+        path = partition_dir(root, start + timedelta(days=day)) / part_file(part)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(gzip.compress(body, compresslevel=3, mtime=0))  # mtime=0: same seed, same bytes
     return len(set(groups) | set(bad_by_day))

@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pulse.common.progress import step
-from pulse.datagen.writer import partition_dir
 from pulse.domain import PUBLIC_COLUMNS, RAW_COLUMNS
+from pulse.lake.layout import part_file, partition_dir
 
 
 class IngestError(ValueError):
@@ -94,7 +94,7 @@ def ingest_file(
                 if day:
                     dates[day] = dates.get(day, 0) + 1
             body = out_header.getvalue().encode() + b"".join(lines)
-            (staging_dir / f"part-{parts:05d}.csv.gz").write_bytes(gzip.compress(body, compresslevel=3, mtime=0))
+            (staging_dir / part_file(parts)).write_bytes(gzip.compress(body, compresslevel=3, mtime=0))
             parts += 1
             rows += len(lines)
             s.update(len(lines))

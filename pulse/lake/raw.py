@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,8 +25,7 @@ from pulse.common import s3 as s3util
 from pulse.common.progress import say, step
 from pulse.config import S3Config
 from pulse.domain import SCHEMA_VERSION
-
-PARTITION_RE = re.compile(r"ingest_date=(\d{4}-\d{2}-\d{2})$")
+from pulse.lake.layout import PARTITION_RE, manifest_name, partition_name
 
 
 class RawLayerError(RuntimeError):
@@ -49,7 +47,7 @@ def source_prefix(cfg: S3Config, source: str) -> str:
 
 
 def manifest_key(cfg: S3Config, source: str, ingest_date: str) -> str:
-    return f"{source_prefix(cfg, source)}/_manifests/ingest_date={ingest_date}.json"
+    return f"{source_prefix(cfg, source)}/{manifest_name(ingest_date)}"
 
 
 def describe_file(path: Path) -> dict:
@@ -123,7 +121,7 @@ def upload_dataset(cfg: S3Config, local_root: Path, source: str, threads: int = 
                     )
                 done["unchanged"] += 1
                 continue
-            prefix = f"{source_prefix(cfg, source)}/ingest_date={ingest_date}"
+            prefix = f"{source_prefix(cfg, source)}/{partition_name(ingest_date)}"
 
             def put(entry: dict, prefix: str = prefix, part: Path = part) -> None:
                 s3.put_object(

@@ -20,9 +20,9 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from pulse.clickhouse.sql import ident
 from pulse.common import s3 as s3util
 from pulse.common.clickhouse import client as ch_client
+from pulse.common.quoting import ident
 from pulse.config import Settings
 
 TABLES = {

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pulse.clickhouse.sql import ident
 from pulse.common.clickhouse import client as ch_client
+from pulse.common.quoting import ident
 from pulse.config import Settings
 
 

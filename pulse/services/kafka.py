@@ -11,7 +11,6 @@ config stays the truth. An external cluster (MSK, Confluent, Redpanda) by PULSE_
 from __future__ import annotations
 
 import base64
-import logging
 import os
 import shutil
 import subprocess
@@ -19,11 +18,12 @@ import uuid
 from pathlib import Path
 
 from pulse.common.files import write_private
+from pulse.common.kafka import LOG, create_topic
+from pulse.common.kafka import admin as kafka_admin
 from pulse.jvm import KAFKA
 from pulse.services.base import ManagedProcess, ServiceError, port_open
 
 INTERNAL_TOPIC_PREFIX = "__"
-LOG = logging.getLogger("pulse.kafka")
 
 
 def _jaas(login: str, password: str, users: dict[str, str]) -> str:
@@ -144,10 +144,7 @@ class Kafka(ManagedProcess):
         return self._java("kafka.Kafka", str(self.properties_file))
 
     def admin(self, timeout: float = 5.0):
-        from confluent_kafka.admin import AdminClient
-
-        # librdkafka's own log lines go to Python logging, not straight onto the user's terminal
-        return AdminClient({**self.settings.kafka.client_config(), "socket.timeout.ms": int(timeout * 1000)}, logger=LOG)
+        return kafka_admin(self.settings.kafka, timeout)
 
     def healthy(self) -> tuple[bool, str]:
         cfg = self.settings.kafka
@@ -192,13 +189,4 @@ class Kafka(ManagedProcess):
 
     def create_topic(self, name: str, partitions: int = 3, retention_ms: int | None = None) -> bool:
         """Create a topic if it is missing (idempotent). Returns True if it was created."""
-        from confluent_kafka.admin import NewTopic
-
-        admin = self.admin()
-        if name in admin.list_topics(timeout=5).topics:
-            return False
-        config = {"retention.ms": str(retention_ms)} if retention_ms else {}
-        # replication factor -1: the cluster's default (1 on the local broker, 3 on a managed cluster)
-        futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=-1, config=config)])
-        futures[name].result(timeout=30)
-        return True
+        return create_topic(self.settings.kafka, name, partitions, retention_ms)

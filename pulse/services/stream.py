@@ -13,7 +13,6 @@ import sys
 import time
 
 from pulse.services.base import ManagedProcess
-from pulse.streaming.job import progress_path
 
 STALE_AFTER_S = 60.0
 
@@ -42,13 +41,13 @@ class StreamJob(ManagedProcess):
         return {**os.environ, "PULSE_HOME": str(self.settings.home)}
 
     def prepare(self) -> None:
-        progress_path(self.settings).unlink(missing_ok=True)  # health is judged on this run's progress
+        self.settings.stream_progress_file.unlink(missing_ok=True)  # health is judged on this run's progress
 
     def healthy(self) -> tuple[bool, str]:
         if self.pid() is None:
             return False, "not running"
         try:
-            path = progress_path(self.settings)
+            path = self.settings.stream_progress_file
             age = time.time() - path.stat().st_mtime
             p = json.loads(path.read_text())
         except (OSError, ValueError):

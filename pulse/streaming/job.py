@@ -24,10 +24,6 @@ from pulse.streaming.sink import RealtimeSink
 from pulse.streaming.topic import ensure_topic
 
 
-def progress_path(s: Settings) -> Path:
-    return s.run_dir / "stream-progress.json"
-
-
 def _listener(path: Path, sink: RealtimeSink):
     from pyspark.sql.streaming import StreamingQueryListener
 
@@ -81,7 +77,7 @@ def streaming_session(s: Settings, sink: RealtimeSink):
             "spark.sql.redaction.options.regex": "(?i)url|jaas",
         },
     )
-    spark.streams.addListener(_listener(progress_path(s), sink))
+    spark.streams.addListener(_listener(s.stream_progress_file, sink))
     return spark
 
 

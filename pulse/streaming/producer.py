@@ -26,6 +26,7 @@ from confluent_kafka import Producer
 from pulse.common.progress import say
 from pulse.config import Settings
 from pulse.domain import EVENT_TYPE_SYNONYMS, RAW_COLUMNS
+from pulse.lake.layout import part_file, partition_dir
 from pulse.streaming.sessions import SessionModel
 
 # defect kind -> the rule the stream must quarantine it under (None: accepted, a late but valid event)
@@ -252,7 +253,7 @@ def write_raw(root: Path, rows_by_day: dict[str, list[list[str]]]) -> list[Path]
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(RAW_COLUMNS)
         writer.writerows(rows)
-        path = root / f"ingest_date={day}" / f"part-{int(time.time() * 1000):013d}.csv.gz"
+        path = partition_dir(root, day) / part_file(int(time.time() * 1000), digits=13)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(gzip.compress(buf.getvalue().encode(), mtime=0))
         paths.append(path)

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulse.clickhouse.sql import ident
 from pulse.common.clickhouse import client as ch_client
+from pulse.common.quoting import ident
 from pulse.config import Settings
 
 DEDUP_WINDOW = "non_replicated_deduplication_window = 1000"

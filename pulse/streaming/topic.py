@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from pulse.common.kafka import create_topic
 from pulse.config import Settings
-from pulse.services.kafka import Kafka
 
 
 def ensure_topic(settings: Settings) -> bool:
     """Create the stream's topic if missing (idempotent); True if it was created."""
     cfg = settings.stream
-    return Kafka(settings).create_topic(cfg.topic, partitions=cfg.partitions, retention_ms=cfg.retention_hours * 3_600_000)
+    return create_topic(settings.kafka, cfg.topic, partitions=cfg.partitions, retention_ms=cfg.retention_hours * 3_600_000)

@@ -15,12 +15,12 @@ import pytest
 
 from pulse.common.clickhouse import client as ch_client
 from pulse.config import load_settings
+from pulse.dag_tasks import ml_run_id
 from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
 from pulse.lake import raw
 from pulse.orchestration.airflow_api import BI_DAG, DAILY_DAG, AirflowClient
-from pulse.orchestration.tasks import ml_run_id
 from pulse.services import registry
 
 from .alert_receivers import Receivers

@@ -1,7 +1,7 @@
 """A deferrable sensor for a committed RAW partition (the manifest of a source's ingest date).
 
 While it waits, the task gives its worker slot back: the triggerer polls by running Pulse's probe
-(``python -m pulse.orchestration.probe``) in Pulse's venv, which reads the manifest from S3 with
+(``python -m pulse.dag_tasks.probe``) in Pulse's venv, which reads the manifest from S3 with
 Pulse's config. The sensor fails after its timeout (the alert says so) if the partition never comes.
 """
 
@@ -14,7 +14,7 @@ from datetime import timedelta
 from airflow.sdk import BaseSensorOperator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-NOT_YET = 3  # pulse.orchestration.probe's exit code while the partition is missing
+NOT_YET = 3  # pulse.dag_tasks.probe's exit code while the partition is missing
 
 
 class RawPartitionTrigger(BaseTrigger):
@@ -31,7 +31,7 @@ class RawPartitionTrigger(BaseTrigger):
     async def run(self):
         while True:
             proc = await asyncio.create_subprocess_exec(
-                self.python, "-m", "pulse.orchestration.probe", self.source, self.day,
+                self.python, "-m", "pulse.dag_tasks.probe", self.source, self.day,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
             out, err = await proc.communicate()

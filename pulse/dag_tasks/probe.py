@@ -1,6 +1,6 @@
 """The RAW sensor's check, run in Pulse's venv by the Airflow trigger that waits for a day's partition.
 
-``python -m pulse.orchestration.probe SOURCE YYYY-MM-DD``: exit 0 and the manifest's summary as JSON
+``python -m pulse.dag_tasks.probe SOURCE YYYY-MM-DD``: exit 0 and the manifest's summary as JSON
 when the partition is committed, 3 when it is not there yet, 1 (with the error) when the check failed.
 """
 
