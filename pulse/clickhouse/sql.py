@@ -126,16 +126,20 @@ def tokenize(sql: str, stop_after_format: bool = False, partial: bool = False) -
                 depth = max(0, depth - 1)
             out.append(Token("punct", c, i, i + 1, depth))
             i += 1
-        if (
-            stop_after_format
-            and len(out) >= 2
-            and out[-2].upper == "FORMAT"
-            and out[-2].depth == 0
-            and out[0].upper == "INSERT"
-            and out[-1].kind in ("word", "ident")
-        ):
+        if stop_after_format and _insert_format_head(out):
             break
     return out
+
+
+def _insert_format_head(out: list[Token]) -> bool:
+    """The tokens so far end ``INSERT … FORMAT <name>``: what follows is data."""
+    return (
+        len(out) >= 2
+        and out[-2].upper == "FORMAT"
+        and out[-2].depth == 0
+        and out[0].upper == "INSERT"
+        and out[-1].kind in ("word", "ident")
+    )
 
 
 @dataclass(frozen=True)

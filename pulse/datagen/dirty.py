@@ -86,12 +86,37 @@ def _fmt_price(p: np.ndarray) -> np.ndarray:
 
 
 def render(chunk: dict[str, np.ndarray], start: date, rng: np.random.Generator, dp: DirtParams, truth: GroundTruth) -> RawChunk:
+    """One chunk of clean events as RAW text columns with kept noise and injected defects, counted in ``truth``.
+    The random draws happen in a fixed order (same seed, same bytes)."""
     n = len(chunk["event_id"])
     t_ms = chunk["t_ms"]
-    event_day = (t_ms // 86_400_000).astype(np.int64)
-    cols: dict[str, np.ndarray] = {
+    cols = _text_columns(chunk, start)
+    ingest_day = (t_ms // 86_400_000).astype(np.int64)
+    late = rng.random(n) < dp.late_rate
+    ingest_day[late] += rng.integers(1, 4, int(late.sum()))
+    _add_noise(cols, t_ms, start, rng, dp)
+    budget = {k: round(n * dp.rate * share) for k, (share, _) in DEFECTS.items()}
+    corrupted, clean_rows = _corrupt_rows(cols, ingest_day, budget, start, rng)
+    n_dup, n_near = budget["exact_duplicate"], budget["near_duplicate"]
+    extra = np.concatenate([clean_rows[:n_dup], clean_rows[n_dup : n_dup + n_near]])
+    _append_copies(cols, extra, n_dup, rng)
+    # a copy arrives with its original or up to two days later, always after it
+    copy_ingest = ingest_day[extra] + rng.integers(0, 3, len(extra))
+    ingest_day = np.concatenate([ingest_day, copy_ingest])
+    order = np.concatenate([t_ms, np.full(len(extra), np.iinfo(np.int64).max)])
+    malformed = []
+    for _ in range(budget["malformed_line"]):
+        i = int(rng.integers(0, n))
+        malformed.append((int(ingest_day[i]), _malformed_line(cols, i, rng)))
+    _count_truth(truth, chunk, cols, start, budget, np.nonzero(~corrupted)[0])
+    truth.raw_rows += n + len(extra) + len(malformed)
+    return RawChunk(cols, ingest_day, order, malformed)
+
+
+def _text_columns(chunk: dict[str, np.ndarray], start: date) -> dict[str, np.ndarray]:
+    return {
         "event_id": chunk["event_id"],
-        "event_time": _iso(t_ms, start),
+        "event_time": _iso(chunk["t_ms"], start),
         "event_type": chunk["event_type"].copy(),
         "product_id": chunk["product_id"].astype(str).astype(object),
         "category_id": chunk["category_id"].astype(str).astype(object),
@@ -106,11 +131,11 @@ def render(chunk: dict[str, np.ndarray], start: date, rng: np.random.Generator, 
         "app_version": chunk["app_version"].astype(object),
         "channel": chunk["channel"].astype(object),
     }
-    ingest_day = event_day.copy()
-    late = rng.random(n) < dp.late_rate
-    ingest_day[late] += rng.integers(1, 4, int(late.sum()))
 
-    # ---- kept noise: other time zones / formats, casing and whitespace
+
+def _add_noise(cols: dict[str, np.ndarray], t_ms: np.ndarray, start: date, rng: np.random.Generator, dp: DirtParams) -> None:
+    """Noise the cleaning job must keep and normalise: other time zones and formats, casing, whitespace."""
+    n = len(t_ms)
     tz = np.nonzero(rng.random(n) < dp.tz_rate)[0]
     for i, style in zip(tz.tolist(), rng.integers(0, 3, len(tz)).tolist(), strict=True):
         cols["event_time"][i] = _other_format(int(t_ms[i]), start, style, rng)
@@ -124,8 +149,12 @@ def render(chunk: dict[str, np.ndarray], start: date, rng: np.random.Generator, 
         idx = np.nonzero(rng.random(n) < dp.noise_rate)[0]
         cols[name][idx] = [fn(v) for v in cols[name][idx].tolist()]
 
-    # ---- defects on disjoint rows; duplicates copy rows that stay clean
-    budget = {k: round(n * dp.rate * share) for k, (share, _) in DEFECTS.items()}
+
+def _corrupt_rows(
+    cols: dict[str, np.ndarray], ingest_day: np.ndarray, budget: dict[str, int], start: date, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """In-place defects on disjoint rows. Returns (which rows are corrupted, the clean rows in random order)."""
+    n = len(ingest_day)
     in_place = [k for k in DEFECTS if k not in ("exact_duplicate", "near_duplicate", "malformed_line")]
     perm = rng.permutation(n)
     pos, corrupted = 0, np.zeros(n, dtype=bool)
@@ -135,37 +164,28 @@ def render(chunk: dict[str, np.ndarray], start: date, rng: np.random.Generator, 
         corrupted[rows] = True
         for i in rows.tolist():
             _corrupt(cols, i, kind, rng, start, int(ingest_day[i]))
-    clean_rows = perm[pos:]
-    n_dup, n_near = budget["exact_duplicate"], budget["near_duplicate"]
-    dup_src = clean_rows[:n_dup]
-    near_src = clean_rows[n_dup : n_dup + n_near]
+    return corrupted, perm[pos:]
 
-    extra = np.concatenate([dup_src, near_src])
+
+def _append_copies(cols: dict[str, np.ndarray], extra: np.ndarray, n_dup: int, rng: np.random.Generator) -> None:
+    """Copies of clean rows at the end: the first ``n_dup`` exact, the rest near duplicates."""
+    n = len(cols["event_id"])
     for name in cols:
         cols[name] = np.concatenate([cols[name], cols[name][extra]])
-    new = np.arange(n, n + len(extra))
-    for j in new[n_dup:].tolist():  # near duplicates: a new id and cosmetic differences
+    for j in range(n + n_dup, n + len(extra)):  # near duplicates: a new id and cosmetic differences
         cols["event_id"][j] = f"{rng.integers(0, 2**62):016x}{rng.integers(0, 2**62):016x}"
         cols["event_type"][j] = f"{cols['event_type'][j].strip().upper()} "
         cols["brand"][j] = str(cols["brand"][j]).upper()
-    # a copy arrives with its original or up to two days later, always after it
-    copy_ingest = ingest_day[extra] + rng.integers(0, 3, len(extra))
-    ingest_day = np.concatenate([ingest_day, copy_ingest])
-    order = np.concatenate([t_ms, np.full(len(extra), np.iinfo(np.int64).max)])
 
-    malformed = []
-    for _ in range(budget["malformed_line"]):
-        i = int(rng.integers(0, n))
-        malformed.append((int(ingest_day[i]), _malformed_line(cols, i, rng)))
 
-    # ---- ground truth
+def _count_truth(
+    truth: GroundTruth, chunk: dict[str, np.ndarray], cols: dict[str, np.ndarray], start: date, budget: dict, keep: np.ndarray
+) -> None:
     for kind in DEFECTS:
         truth.injected[kind] += budget[kind]
         truth.quarantined[DEFECTS[kind][1]] += budget[kind]
-    keep = np.nonzero(~corrupted)[0]
     truth.clean_events += len(keep)
-    truth.raw_rows += n + len(extra) + len(malformed)
-    days = event_day[keep]
+    days = (chunk["t_ms"][keep] // 86_400_000).astype(np.int64)
     for d, c in zip(*np.unique(days, return_counts=True), strict=True):
         truth.events_by_date[(start + timedelta(days=int(d))).isoformat()] += int(c)
     pairs = np.unique(np.stack([days, chunk["user_id"][keep]]), axis=1)
@@ -180,7 +200,6 @@ def render(chunk: dict[str, np.ndarray], start: date, rng: np.random.Generator, 
         ),
         Decimal("0"),
     )
-    return RawChunk(cols, ingest_day, order, malformed)
 
 
 def _other_format(ms: int, start: date, style: int, rng: np.random.Generator) -> str:

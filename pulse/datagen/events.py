@@ -102,13 +102,22 @@ def promo_days(start: date, days: int) -> np.ndarray:
     return out
 
 
-def generate_chunk(
-    params: GenParams, rng: np.random.Generator, cat: Catalogue, user_offset: int, n_users: int
-) -> dict[str, np.ndarray]:
-    warm, days = params.warmup_days, params.days
-    span = warm + days  # simulated days: the warm-up, then the window (only the window is written)
-    # --- users: signup day grows over time (acquisition trend); day 0 of the window is index `warm`
-    day_w = 1.0 + 1.5 * np.arange(span) / span
+@dataclass(frozen=True)
+class _Users:
+    """One chunk's simulated users, by index (all arrays of length n)."""
+
+    signup: np.ndarray  # simulated day of signup (0 = first day of the warm-up)
+    platform: np.ndarray
+    country: np.ndarray
+    channel: np.ndarray
+    engagement: np.ndarray
+    whale: np.ndarray
+    lifetime: np.ndarray  # days active after signup
+    app_version: np.ndarray
+
+
+def _draw_users(rng: np.random.Generator, n_users: int, span: int) -> _Users:
+    day_w = 1.0 + 1.5 * np.arange(span) / span  # signups grow over time (acquisition trend)
     signup = rng.choice(span, n_users, p=day_w / day_w.sum())
     platform = rng.choice(len(PLATFORMS), n_users, p=PLATFORM_P)
     country = rng.choice(len(COUNTRIES), n_users, p=COUNTRY_P)
@@ -119,78 +128,92 @@ def generate_chunk(
     minor = np.clip((signup / span * 6).astype(int) + rng.integers(-1, 2, n_users), 0, 6)
     app_version = np.array([f"5.{m}.0" for m in minor.tolist()], dtype=object)
     app_version[platform == 2] = "web"
+    return _Users(signup, platform, country, channel, engagement, whale, lifetime, app_version)
 
-    # --- activity matrix (users x simulated days), then only the window's days are kept
+
+def _active_days(params: GenParams, rng: np.random.Generator, u: _Users) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user index, window day) of every active user-day, and which simulated days are promotions."""
+    warm, span, n_users = params.warmup_days, params.warmup_days + params.days, len(u.signup)
     first_day = params.start_date - timedelta(days=warm)
-    age = np.arange(span)[None, :] - signup[:, None]
+    age = np.arange(span)[None, :] - u.signup[:, None]
     dow = np.array([(first_day + timedelta(days=d)).weekday() for d in range(span)]) >= 5
     promo = promo_days(first_day, span)
-    weekly = np.where(dow[None, :], np.where(platform[:, None] == 2, 0.8, 1.2), 1.0)
+    weekly = np.where(dow[None, :], np.where(u.platform[:, None] == 2, 0.8, 1.2), 1.0)
     lift = np.where(promo, PROMO_ACTIVITY, 1.0)[None, :]
-    p_active = np.minimum(engagement[:, None] * (0.35 + 0.65 * np.exp(-np.maximum(age, 0) / 7.0)) * weekly * lift, 1.0)
-    active = (age >= 0) & (age < lifetime[:, None]) & (rng.random((n_users, span)) < p_active)
-    active[np.arange(n_users), signup] = True  # everybody is active on signup day
-    active = active[:, warm:]
-    u_idx, d_idx = np.nonzero(active)
+    p_active = np.minimum(u.engagement[:, None] * (0.35 + 0.65 * np.exp(-np.maximum(age, 0) / 7.0)) * weekly * lift, 1.0)
+    active = (age >= 0) & (age < u.lifetime[:, None]) & (rng.random((n_users, span)) < p_active)
+    active[np.arange(n_users), u.signup] = True  # everybody is active on signup day
+    u_idx, d_idx = np.nonzero(active[:, warm:])  # only the window's days are kept
+    return u_idx, d_idx, promo
 
-    # --- sessions
-    n_sess = 1 + rng.poisson(0.5, len(u_idx))
-    s_user = np.repeat(u_idx, n_sess)
-    s_day = np.repeat(d_idx, n_sess)
-    n_s = len(s_user)
-    s_start = (s_day.astype(np.int64) * 86_400 + rng.choice(24, n_s, p=HOUR_P) * 3600 + rng.integers(0, 3600, n_s)) * 1000
-    s_id = _uuid_hex(rng, n_s)
 
-    # --- views: each session is a run of views at >= 1 s apart (no two events share a millisecond)
-    n_views = 1 + rng.poisson(4.0, n_s)
-    v_sess = np.repeat(np.arange(n_s), n_views)
+def _views(rng: np.random.Generator, s_start: np.ndarray, n_products: int, popularity: np.ndarray):
+    """Each session is a run of views >= 1 s apart (no two events share a millisecond): (session, time, product)."""
+    n_views = 1 + rng.poisson(4.0, len(s_start))
+    v_sess = np.repeat(np.arange(len(s_start)), n_views)
     gaps = 1000 + rng.exponential(40_000, len(v_sess)).astype(np.int64)
     first = np.zeros(len(v_sess), dtype=bool)
     first[np.cumsum(n_views) - n_views] = True
     csum = np.cumsum(gaps)
     base = np.repeat(csum[first] - gaps[first], n_views)
-    v_time = s_start[v_sess] + (csum - base)
-    v_prod = rng.choice(len(cat.product_id), len(v_sess), p=cat.popularity)
+    return v_sess, s_start[v_sess] + (csum - base), rng.choice(n_products, len(v_sess), p=popularity)
 
-    # --- funnel: view -> cart -> purchase, or cart -> remove
-    v_user, v_day = s_user[v_sess], s_day[v_sess]
-    buy_bias = (0.6 + engagement[v_user]) * np.where(whale[v_user], 4.0, 1.0) * np.where(promo[warm + v_day], PROMO_BUYING, 1.0)
+
+def _funnel(rng, v_sess, v_time, v_prod, buy_bias, whale_sess):
+    """view -> cart -> purchase, or cart -> remove: (session, product, time, type) of every event."""
     carted = rng.random(len(v_sess)) < np.minimum(0.09 * buy_bias, 0.9)
     c_sess, c_prod = v_sess[carted], v_prod[carted]
     c_time = v_time[carted] + 1000 + rng.exponential(20_000, carted.sum()).astype(np.int64)
-    bought = rng.random(len(c_sess)) < np.where(whale[s_user[c_sess]], 0.8, 0.45)
+    bought = rng.random(len(c_sess)) < np.where(whale_sess[c_sess], 0.8, 0.45)
     removed = ~bought & (rng.random(len(c_sess)) < 0.3)
     p_time = c_time[bought] + 1000 + rng.exponential(120_000, bought.sum()).astype(np.int64)
     r_time = c_time[removed] + 1000 + rng.exponential(60_000, removed.sum()).astype(np.int64)
-
-    sess = np.concatenate([v_sess, c_sess, c_sess[bought], c_sess[removed]])
-    prod = np.concatenate([v_prod, c_prod, c_prod[bought], c_prod[removed]])
-    t_ms = np.concatenate([v_time, c_time, p_time, r_time])
-    etype = np.concatenate(
-        [
-            np.full(len(v_sess), "view", dtype=object),
-            np.full(len(c_sess), "cart", dtype=object),
-            np.full(int(bought.sum()), "purchase", dtype=object),
-            np.full(int(removed.sum()), "remove_from_cart", dtype=object),
-        ]
+    kinds = [
+        ("view", len(v_sess)),
+        ("cart", len(c_sess)),
+        ("purchase", int(bought.sum())),
+        ("remove_from_cart", int(removed.sum())),
+    ]
+    return (
+        np.concatenate([v_sess, c_sess, c_sess[bought], c_sess[removed]]),
+        np.concatenate([v_prod, c_prod, c_prod[bought], c_prod[removed]]),
+        np.concatenate([v_time, c_time, p_time, r_time]),
+        np.concatenate([np.full(k, name, dtype=object) for name, k in kinds]),
     )
+
+
+def generate_chunk(
+    params: GenParams, rng: np.random.Generator, cat: Catalogue, user_offset: int, n_users: int
+) -> dict[str, np.ndarray]:
+    warm, days = params.warmup_days, params.days
+    u = _draw_users(rng, n_users, warm + days)  # simulated days: the warm-up, then the window (only it is written)
+    u_idx, d_idx, promo = _active_days(params, rng, u)
+    # sessions: one or more per active day
+    n_sess = 1 + rng.poisson(0.5, len(u_idx))
+    s_user, s_day = np.repeat(u_idx, n_sess), np.repeat(d_idx, n_sess)
+    n_s = len(s_user)
+    s_start = (s_day.astype(np.int64) * 86_400 + rng.choice(24, n_s, p=HOUR_P) * 3600 + rng.integers(0, 3600, n_s)) * 1000
+    s_id = _uuid_hex(rng, n_s)
+    v_sess, v_time, v_prod = _views(rng, s_start, len(cat.product_id), cat.popularity)
+    v_user, v_day = s_user[v_sess], s_day[v_sess]
+    buy_bias = (
+        (0.6 + u.engagement[v_user]) * np.where(u.whale[v_user], 4.0, 1.0) * np.where(promo[warm + v_day], PROMO_BUYING, 1.0)
+    )
+    sess, prod, t_ms, etype = _funnel(rng, v_sess, v_time, v_prod, buy_bias, u.whale[s_user])
     # sessions running past midnight of the last day are cut there: the export ends with end_date
     keep = t_ms < days * 86_400_000
     sess, prod, t_ms, etype = sess[keep], prod[keep], t_ms[keep], etype[keep]
     user = s_user[sess]
-    ctry = COUNTRIES[country[user]]
-    currency = np.array([COUNTRY_CURRENCY[c] for c in COUNTRIES])[country[user]]
-    rate = np.array([float(FX_TO_USD[COUNTRY_CURRENCY[c]]) for c in COUNTRIES])[country[user]]
-    n = len(sess)
+    rate = np.array([float(FX_TO_USD[COUNTRY_CURRENCY[c]]) for c in COUNTRIES])[u.country[user]]
     users = {  # who each user is: the ground truth the segmentation is checked against
         "user_id": (user_offset + np.arange(n_users) + 1).astype(np.int64),
-        "signup_day": signup - warm,  # days after the window's first day (negative: before it)
-        "churn_day": signup - warm + np.ceil(lifetime).astype(np.int64),  # first day no longer active
-        "whale": whale,
+        "signup_day": u.signup - warm,  # days after the window's first day (negative: before it)
+        "churn_day": u.signup - warm + np.ceil(u.lifetime).astype(np.int64),  # first day no longer active
+        "whale": u.whale,
     }
     return {
         "users": users,
-        "event_id": _uuid_hex(rng, n),
+        "event_id": _uuid_hex(rng, len(sess)),
         "t_ms": t_ms,  # ms since start_date 00:00 UTC
         "event_type": etype,
         "product_id": cat.product_id[prod],
@@ -200,11 +223,11 @@ def generate_chunk(
         "price": np.maximum(np.round(cat.price_usd[prod] / rate, 2), 0.01),
         "user_id": (user_offset + user + 1).astype(np.int64),
         "user_session": s_id[sess],
-        "currency": currency,
-        "platform": PLATFORMS[platform[user]],
-        "country": ctry,
-        "app_version": app_version[user],
-        "channel": CHANNELS[channel[user]],
+        "currency": np.array([COUNTRY_CURRENCY[c] for c in COUNTRIES])[u.country[user]],
+        "platform": PLATFORMS[u.platform[user]],
+        "country": COUNTRIES[u.country[user]],
+        "app_version": u.app_version[user],
+        "channel": CHANNELS[u.channel[user]],
     }
 
 

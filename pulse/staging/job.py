@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from pyspark import StorageLevel
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pulse.common import pg
@@ -117,13 +117,9 @@ def _guarded_run(settings: Settings, source: str, spark, force: bool) -> dict:
             spark.stop()
 
 
-def _run(spark, settings: Settings, source: str, run_id: str, force: bool) -> dict:
-    cfg = settings.postgres
-    raw, ingest_dates, n_files = read_raw(spark, settings, source)
-    n_dates = len(ingest_dates)
-    max_ingest = date.fromisoformat(ingest_dates[-1])
-    complete_through = max_ingest - timedelta(days=settings.pipeline.late_arrival_days)
-    say(f"    reading {n_files} RAW objects from {n_dates} ingest dates via S3 (complete through {complete_through})")
+def _frames(raw, source: str, run_id: str) -> tuple[DataFrame, DataFrame, dict[str, DataFrame], list[DataFrame]]:
+    """The rules, dedup and every staging table as lazy frames: (checked rows, classified rows, table -> frame,
+    the cached frames to unpersist)."""
     # the checked rows are scanned by every output; the dedup losers are small. Both are cached so
     # S3 is read and the rules evaluated once; ``classified`` is a cheap broadcast join over them.
     checked = check_rows(raw).persist(StorageLevel.MEMORY_AND_DISK)
@@ -140,6 +136,58 @@ def _run(spark, settings: Settings, source: str, run_id: str, force: bool) -> di
         "daily_active_users": transform.daily_active_users(events, users),
         "daily_revenue": transform.daily_revenue(events),
     }
+    return checked, classified, frames, [users, events, losers, checked]
+
+
+def _copy(cfg, frames: dict[str, DataFrame], run_id: str) -> tuple[dict[str, int], dict[str, float], float]:
+    """Every table COPYed into its per-run load table: (rows per table, seconds per table, seconds in all)."""
+    counts: dict[str, int] = {}
+    table_seconds: dict[str, float] = {}
+    with step("load: COPY into staging_load") as s:
+        for name, frame in frames.items():
+            t0 = time.perf_counter()
+            counts[name] = load.copy_dataframe(frame, cfg.conninfo(), "staging_load", load.load_table_name(name, run_id), run_id)
+            table_seconds[name] = round(time.perf_counter() - t0, 2)
+            s.rows += counts[name]
+            say(f"    {name}: {counts[name]:,} rows in {table_seconds[name]:.1f}s")
+    return counts, table_seconds, s.seconds
+
+
+def _check_accounting(rows_in: int, counts: dict[str, int], quarantined: int) -> None:
+    if counts["events"] + counts["quarantine"] != rows_in or counts["quarantine"] != quarantined:
+        raise LoadCheckError(
+            f"row accounting broken: in={rows_in} out={counts['events']} "
+            f"quarantine={counts['quarantine']} (rules say {quarantined})"
+        )
+
+
+def _record(conn, run_id: str, rules: dict[str, int], counts: dict[str, int], audit: dict) -> None:
+    """The run's audit rows and its success, in the swap's transaction."""
+    cur = conn.cursor()
+    cur.executemany(
+        "insert into staging.load_run_rules (run_id, rule, rows) values (%s, %s, %s)",
+        [(run_id, r, n) for r, n in rules.items()],
+    )
+    cur.executemany(
+        "insert into staging.load_run_tables (run_id, table_name, rows) values (%s, %s, %s)",
+        [(run_id, t, n) for t, n in counts.items()],
+    )
+    conn.execute(
+        "update staging.load_runs set status = 'succeeded', finished_at = now(), ingest_dates = %(ingest_dates)s, "
+        "rows_in = %(rows_in)s, rows_out = %(rows_out)s, rows_quarantined = %(rows_quarantined)s, "
+        "spark_seconds = %(spark_seconds)s, load_seconds = %(load_seconds)s, max_ingest_date = %(max_ingest_date)s, "
+        "complete_through = %(complete_through)s, forced = %(forced)s where run_id = %(run_id)s",
+        {**audit, "run_id": run_id},
+    )
+
+
+def _run(spark, settings: Settings, source: str, run_id: str, force: bool) -> dict:
+    cfg = settings.postgres
+    raw, ingest_dates, n_files = read_raw(spark, settings, source)
+    max_ingest = date.fromisoformat(ingest_dates[-1])
+    complete_through = max_ingest - timedelta(days=settings.pipeline.late_arrival_days)
+    say(f"    reading {n_files} RAW objects from {len(ingest_dates)} ingest dates via S3 (complete through {complete_through})")
+    checked, classified, frames, cached = _frames(raw, source, run_id)
     with step("spark: parse, validate, dedup") as s:
         rows_in = checked.count()
         rules = {r["rule"]: r["count"] for r in classified.filter(F.col("rule").isNotNull()).groupBy("rule").count().collect()}
@@ -147,22 +195,9 @@ def _run(spark, settings: Settings, source: str, run_id: str, force: bool) -> di
     spark_seconds = s.seconds
     check_quality(classified, rows_in, rules, settings.pipeline)
     load.create_load_tables(cfg, load.TABLES, run_id)
-    counts: dict[str, int] = {}
-    with step("load: COPY into staging_load") as s:
-        table_seconds: dict[str, float] = {}
-        for name, frame in frames.items():
-            t0 = time.perf_counter()
-            counts[name] = load.copy_dataframe(frame, cfg.conninfo(), "staging_load", load.load_table_name(name, run_id), run_id)
-            table_seconds[name] = round(time.perf_counter() - t0, 2)
-            s.rows += counts[name]
-            say(f"    {name}: {counts[name]:,} rows in {table_seconds[name]:.1f}s")
-    copy_seconds = s.seconds
+    counts, table_seconds, copy_seconds = _copy(cfg, frames, run_id)
     quarantined = sum(rules.values())
-    if counts["events"] + counts["quarantine"] != rows_in or counts["quarantine"] != quarantined:
-        raise LoadCheckError(
-            f"row accounting broken: in={rows_in} out={counts['events']} "
-            f"quarantine={counts['quarantine']} (rules say {quarantined})"
-        )
+    _check_accounting(rows_in, counts, quarantined)
     check_shrink(cfg, source, counts["events"], settings.pipeline.max_shrink, force)
     with step("load: index the new partitions (aside)") as s:
         load.index_load_tables(cfg, load.TABLES, run_id)
@@ -170,33 +205,13 @@ def _run(spark, settings: Settings, source: str, run_id: str, force: bool) -> di
     index_seconds = s.seconds
     with step("load: swap into staging (one transaction)") as s, pg.connect(cfg) as conn, conn.transaction():
         load.swap_in(conn, load.TABLES, run_id, source)
-        cur = conn.cursor()
-        cur.executemany(
-            "insert into staging.load_run_rules (run_id, rule, rows) values (%s, %s, %s)",
-            [(run_id, r, n) for r, n in rules.items()],
-        )
-        cur.executemany(
-            "insert into staging.load_run_tables (run_id, table_name, rows) values (%s, %s, %s)",
-            [(run_id, t, n) for t, n in counts.items()],
-        )
-        conn.execute(
-            "update staging.load_runs set status = 'succeeded', finished_at = now(), ingest_dates = %s, "
-            "rows_in = %s, rows_out = %s, rows_quarantined = %s, spark_seconds = %s, load_seconds = %s, "
-            "max_ingest_date = %s, complete_through = %s, forced = %s where run_id = %s",
-            (
-                n_dates,
-                rows_in,
-                counts["events"],
-                quarantined,
-                spark_seconds,
-                copy_seconds + index_seconds + s.seconds,
-                max_ingest,
-                complete_through,
-                force,
-                run_id,
-            ),
-        )
-    for frame in (users, events, losers, checked):
+        _record(conn, run_id, rules, counts, {
+            "ingest_dates": len(ingest_dates), "rows_in": rows_in, "rows_out": counts["events"],
+            "rows_quarantined": quarantined, "spark_seconds": spark_seconds,
+            "load_seconds": copy_seconds + index_seconds + s.seconds, "max_ingest_date": max_ingest,
+            "complete_through": complete_through, "forced": force,
+        })  # fmt: skip
+    for frame in cached:
         frame.unpersist()
     return {
         "run_id": run_id,

@@ -110,3 +110,13 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
 def test_the_cycle_check_finds_a_cycle():
     assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
     assert strongly_connected({"a": {"b"}, "b": set()}) == []
+
+
+def test_functions_fit_on_a_screen():
+    long = [
+        f"{path.relative_to(REPO_ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60
+    ]
+    assert not long, "functions over 60 lines (split them where a name would explain a part):\n" + "\n".join(long)
