@@ -1,4 +1,4 @@
-"""Stage-6 benchmark: the platform's daily run through Airflow vs the same steps called directly.
+"""Orchestration benchmark: the platform's daily run through Airflow vs the same steps called directly.
 
 1. Airflow at rest: CPU (% of one core) and RSS of each component (api-server, scheduler, dag-processor,
    triggerer) over ``--idle`` seconds, all services up.
@@ -47,7 +47,7 @@ def main() -> int:
     s = load_settings()
     source = f"bench{args.events}"
     gib = psutil.virtual_memory().total / 2**30
-    print(f"Pulse stage-6 benchmark — {psutil.cpu_count()} cores, {gib:.0f} GiB, source {source}")
+    print(f"Pulse orchestration benchmark — {psutil.cpu_count()} cores, {gib:.0f} GiB, source {source}")
     registry.up(s, ["s3", "postgres", "clickhouse", "superset", "airflow"], echo=lambda m: None)
     client = AirflowClient(s.airflow)
     client.wait_for_dag(DAILY_DAG)

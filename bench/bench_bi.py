@@ -1,4 +1,4 @@
-"""Stage-3 benchmark: the main dashboard in a real browser, and every chart's chart-data API call.
+"""BI benchmark: the main dashboard in a real browser, and every chart's chart-data API call.
 
 Needs published marts for the source (bench/bench_models.py or `pulse model build --source S`):
 

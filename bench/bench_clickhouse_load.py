@@ -1,5 +1,5 @@
 """ClickHouse service under load: dashboard query latency idle, during a `dbt build`, and while a
-writer inserts 20k rows/s — the three situations of stages 3–4 (Superset, dbt, the streaming sink).
+writer inserts 20k rows/s — the three situations of the dashboards, dbt and streaming (Superset, dbt, the streaming sink).
 
 The baseline is the idle figure measured in the same run; the goal is dashboard p95 under load
 ≤ 3× idle. Needs marts built for the source (bench/bench_models.py or `pulse model build`):
@@ -89,7 +89,7 @@ def run_scenario(source: str, name: str, load, seconds: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default="bench1000000", help="stage-1 source whose marts are built")
+    parser.add_argument("--source", default="bench1000000", help="source whose marts are built")
     parser.add_argument("--seconds", type=float, default=20, help="length of the idle and writer scenarios")
     parser.add_argument("--rate", type=int, default=20_000, help="rows/s the writer inserts")
     args = parser.parse_args()

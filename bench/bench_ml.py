@@ -1,4 +1,4 @@
-"""Stage-5 benchmark: time and peak RSS of feature building, backtest and segmentation.
+"""ML benchmark: time and peak RSS of feature building, backtest and segmentation.
 
 Needs published marts for the source (bench/bench_models.py or `pulse model build --source S`):
 

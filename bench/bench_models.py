@@ -1,7 +1,7 @@
-"""Stage-2 benchmark: dbt build of the marts, per-model times, ClickHouse service memory, and
+"""Modelling benchmark: dbt build of the marts, per-model times, ClickHouse service memory, and
 latency of typical dashboard queries (p50/p95) against the ClickHouse HTTP service.
 
-Needs a stage-1 load of the source first (bench/bench_stage1.py loads `bench<N>` sources):
+Needs a cleaning load of the source first (bench/bench_stage1.py loads `bench<N>` sources):
 
     .venv/bin/python bench/bench_models.py --source bench1000000 [--source bench10000000] [--repeat 30]
 """
@@ -114,7 +114,7 @@ def bench(source: str, repeat: int, results: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", action="append", help="stage-1 source to model (repeatable; default bench1000000)")
+    parser.add_argument("--source", action="append", help="source to model (repeatable; default bench1000000)")
     parser.add_argument("--repeat", type=int, default=30, help="runs per dashboard query (default 30)")
     args = parser.parse_args()
     s = settings()

@@ -1,4 +1,4 @@
-"""Stage-1 benchmark: generate -> upload -> Spark clean -> Postgres load, with a DuckDB baseline.
+"""Cleaning benchmark: generate -> upload -> Spark clean -> Postgres load, with a DuckDB baseline.
 
 Prints rows/s, seconds and peak RSS (this process + children: the Spark JVM and its Python
 workers) per step, the Spark/DuckDB time ratio, and (--jdbc) COPY vs JDBC load rates for the events table.
@@ -132,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     s = settings()
     print(
-        f"Pulse stage-1 benchmark — {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"Pulse cleaning benchmark — {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
         f"spark master {s.spark.master}"
     )
     registry.up(s, ["s3", "postgres"], echo=lambda _m: None)

@@ -1,4 +1,4 @@
-"""Stage-4 benchmark: producer -> Kafka -> Spark Structured Streaming -> ClickHouse on this machine.
+"""Streaming benchmark: producer -> Kafka -> Spark Structured Streaming -> ClickHouse on this machine.
 
 For each target rate the producer (its own process) sends clean events for ``--duration`` seconds
 while the streaming job runs as its service. Printed per rate: the rate the producer achieved, the
@@ -143,7 +143,7 @@ def main() -> None:
     s = load_settings()
     os.environ["PULSE_STREAM_CHECKPOINT"] = str(s.home / "checkpoints" / "bench")
     s = load_settings()
-    print(f"Pulse stage-4 benchmark — {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+    print(f"Pulse streaming benchmark — {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
           f"topic {s.stream.topic} ({s.stream.partitions} partitions), trigger {s.stream.trigger_seconds}s")  # fmt: skip
     registry.up(s, ["clickhouse", "kafka"], echo=lambda _m: None)
     job = StreamJob(s)

@@ -1,4 +1,4 @@
-"""Single-node baseline: the stage-1 cleaning rules in DuckDB SQL, on the same RAW files (local copies).
+"""Single-node baseline: the cleaning rules in DuckDB SQL, on the same RAW files (local copies).
 
 Same rules, precedence, dedup and aggregates as the Spark job (pulse.staging.rules/transform),
 so the two can be compared by time and by their results.

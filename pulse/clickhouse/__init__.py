@@ -1,1 +1,1 @@
-"""Stage 2: the ClickHouse warehouse (chDB engine behind the ClickHouse HTTP protocol)."""
+"""The ClickHouse warehouse (chDB engine behind the ClickHouse HTTP protocol)."""

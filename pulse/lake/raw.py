@@ -39,7 +39,7 @@ class RawFile:
     bytes: int
     sha256: str  # from the manifest: readers verify what they fetched
     correction: bool = False  # the partition corrects earlier ones (its events win over earlier copies)
-    md5: str | None = None  # what S3 reports as the ETag of a single-part upload (manifests since stage 4)
+    md5: str | None = None  # what S3 reports as the ETag of a single-part upload (manifests written since the streaming release)
 
 
 def source_prefix(cfg: S3Config, source: str) -> str:

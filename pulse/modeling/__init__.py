@@ -1,1 +1,1 @@
-"""Stage 2: the dbt project (``dbt/``) that models Postgres staging into ClickHouse marts."""
+"""Modelling: the dbt project (``dbt/``) that models Postgres staging into ClickHouse marts."""

@@ -28,7 +28,7 @@ class DayRun:
 
 
 def last_complete_day(settings: Settings, source: str) -> date | None:
-    """The newest complete day of the source's last successful stage-1 load."""
+    """The newest complete day of the source's last successful cleaning load."""
     with pg.connect(settings.postgres) as conn:
         row = conn.execute(
             "select complete_through from staging.load_runs where source = %s and status = 'succeeded' "

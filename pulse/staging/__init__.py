@@ -1,1 +1,1 @@
-"""Stage 1: RAW (S3) -> Spark cleaning -> PostgreSQL ``staging``."""
+"""Cleaning: RAW (S3) -> Spark cleaning -> PostgreSQL ``staging``."""

@@ -1,4 +1,4 @@
-"""The stage-1 Spark job: RAW (S3) -> clean, quarantine, aggregate -> PostgreSQL staging, audited.
+"""The cleaning job (Spark): RAW (S3) -> clean, quarantine, aggregate -> PostgreSQL staging, audited.
 
 A run is a full refresh of one source: it reads every committed RAW partition of that source
 (so dedup sees late copies across ingest dates and daily aggregates see late events), and

@@ -1,4 +1,4 @@
-"""Stage 1 reads RAW with Spark's own S3A connector: every committed line, with its file and line number.
+"""The cleaning job reads RAW with Spark's own S3A connector: every committed line, with its file and line number.
 
 Spark's CSV file source cannot say which line a record came from, so each file is read as text
 (one task per file: gzip is not splittable, and the planner is told never to pack two files in

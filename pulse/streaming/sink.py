@@ -1,4 +1,4 @@
-"""One micro-batch of Kafka messages -> judged by stage 1's rules -> ClickHouse, idempotently.
+"""One micro-batch of Kafka messages -> judged by the cleaning rules -> ClickHouse, idempotently.
 
 Spark parses each message with an explicit schema and runs the *same* rule expressions as the
 batch job (``pulse.staging.rules.check_rows``: a message that is not JSON is a ``malformed_line``),

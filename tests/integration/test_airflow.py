@@ -1,4 +1,4 @@
-"""Stage 6 against real services: Pulse's Airflow (its own venv, four components, metadata in the test
+"""Orchestration against real services: Pulse's Airflow (its own venv, four components, metadata in the test
 PostgreSQL) runs pulse_daily for one logical date through the REST API on small data; the marts, the
 ML tables, ml_output and Superset's chart cache are checked against independent reads; the same day
 run again changes nothing; a failure and a data alert reach real SMTP/HTTP receivers on loopback."""
@@ -128,7 +128,7 @@ def test_pulse_daily_builds_marts_ml_output_and_refreshes_bi(daily):
     print(f"\n  pulse_daily for {DAY}: {run.seconds:.1f}s ({durations})")
     cleaned = client.xcom(DAILY_DAG, run.run_id, "clean")
     ch = marts(settings)
-    # stage 1 and the marts, read back independently
+    # the cleaning job and the marts, read back independently
     from pulse.common import pg
 
     with pg.connect(settings.postgres) as conn:

@@ -1,4 +1,4 @@
-"""Stage 3 as a person uses it: Superset started by Pulse, the dashboards deployed from superset/,
+"""BI as a person uses it: Superset started by Pulse, the dashboards deployed from superset/,
 every chart's numbers (chart-data API) checked against the marts and against pandas on the staging
 events, a real browser rendering and filtering the dashboards, and the memo's numbers re-derived."""
 
@@ -343,7 +343,7 @@ def test_lifecycle_and_stickiness_charts_equal_pandas_on_the_staging_events(bi):
             assert rows.index.max() <= length
 
 
-def test_data_quality_charts_equal_the_stage1_audit(bi):
+def test_data_quality_charts_equal_the_cleaning_audit(bi):
     stack, deployed, client = bi
     with pg.connect(stack.postgres) as conn:
         runs = dict(

@@ -71,7 +71,7 @@ def _expected_rows(key: str, text: str) -> dict[int, dict]:
     return out
 
 
-def test_stage1_reader_keeps_every_line_with_its_file_and_line_number(stack, spark, tmp_path):
+def test_cleaning_reader_keeps_every_line_with_its_file_and_line_number(stack, spark, tmp_path):
     good = "e1,2026-10-01T12:00:00Z,view,1,2,a.b,x,1.00,42,s1,USD,ios,US,5.0,organic"
     files = {
         # Pulse's own header: short, long and HTML lines, a quoted comma, an empty field, a blank line, CRLF

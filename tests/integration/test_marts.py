@@ -1,4 +1,4 @@
-"""Stage 2 end to end: staging (Postgres) -> dbt -> marts (ClickHouse), checked against metrics
+"""Modelling end to end: staging (Postgres) -> dbt -> marts (ClickHouse), checked against metrics
 recomputed independently in pandas from the staging events."""
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ def test_retention_curve_matches_an_independent_computation(marts):
 
 
 def _add_staging_purchase(stack, source: str, day: date, event_id: str, amount: str = "10.00") -> None:
-    """A late purchase lands in staging (as a stage-1 load would put it) for a day that already has events."""
+    """A late purchase lands in staging (as a cleaning load would put it) for a day that already has events."""
     with pg.connect(stack.postgres) as conn:
         conn.execute(
             "insert into staging.events select source, %s, event_time, event_date, event_hour, 'purchase', "
@@ -338,7 +338,7 @@ def test_two_sources_never_mix(marts, stack, spark, tmp_path):
 
 
 def test_daily_operation_keeps_marts_equal_to_a_full_recomputation(stack, spark, tmp_path):
-    """RAW arrives day by day (with late events); after each stage-1 load, `model build` (incremental)
+    """RAW arrives day by day (with late events); after each cleaning load, `model build` (incremental)
     gives marts equal to a full recomputation, and the newest days stay flagged incomplete."""
     source = "marts_daily"
     full = tmp_path / "full"

@@ -1,4 +1,4 @@
-"""Stage 5 end to end on real services: generator (steady state, whales) -> stage 1 -> marts ->
+"""ML end to end on real services: generator (steady state, whales) -> cleaning -> marts ->
 forecasts and segments written to ClickHouse and S3; checked against the backtest and the
 generator's own truth about its users."""
 

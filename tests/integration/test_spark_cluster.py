@@ -1,4 +1,4 @@
-"""Stage 1 on a real Spark cluster: a standalone master and one worker started from the pyspark
+"""The cleaning job on a real Spark cluster: a standalone master and one worker started from the pyspark
 distribution on loopback, PULSE_SPARK_MASTER pointed at it, and the cleaning job run by the CLI in
 its own process (the driver), with the same ground-truth assertions as in local mode. The
 Maven-resolved jars reach the executors through spark.jars; the executors read S3 themselves."""
@@ -95,7 +95,7 @@ def cluster(stack, tmp_path_factory):
     shutil.rmtree(work / "work", ignore_errors=True)
 
 
-def test_stage1_on_a_standalone_cluster_matches_ground_truth(stack, cluster, tmp_path):
+def test_cleaning_on_a_standalone_cluster_matches_ground_truth(stack, cluster, tmp_path):
     master, work = cluster
     out = tmp_path / SOURCE
     truth = generate_dataset(out, GenParams(n_events=15_000, days=20, end_date=date(2026, 10, 31), seed=8), DirtParams(rate=0.04))

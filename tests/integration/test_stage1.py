@@ -1,4 +1,4 @@
-"""Stage 1 end to end on real local services: generator -> S3 RAW -> Spark -> Postgres staging."""
+"""The cleaning job end to end on real local services: generator -> S3 RAW -> Spark -> Postgres staging."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stage 1 under the failures of daily operation: a killed run, a retried task, a lost manifest,
+"""The cleaning job under the failures of daily operation: a killed run, a retried task, a lost manifest,
 a tampered object, far too much dirt, and a correction."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stage 4 against real services: the producer -> Kafka -> Spark Structured Streaming -> ClickHouse.
+"""Streaming against real services: the producer -> Kafka -> Spark Structured Streaming -> ClickHouse.
 
 One scenario: a known stream with every kind of bad message, the streaming job killed with
 SIGKILL half-way and restarted, the broker restarted while the producer sends. At the end every
@@ -196,7 +196,7 @@ def test_a_replayed_batch_changes_nothing(live, spark):
     again = figures(live, day)
     assert again["per_minute"] == first["per_minute"]
     assert sum(r["events"] for r in first["per_minute"]) == 30
-    assert {r["event_type"] for r in first["per_minute"]} == {"view", "click", "cart"}  # add_to_cart is stage 1's cart
+    assert {r["event_type"] for r in first["per_minute"]} == {"view", "click", "cart"}  # add_to_cart is the cleaning job's cart
     dau = tables.client(live).query(f"SELECT dau FROM realtime_dau WHERE day = '{day}'").result_rows
     assert dau == [(4,)]
     quarantined = (

@@ -1,4 +1,4 @@
-"""Stage 6's pure parts: which day a run processes, the forecast check's verdict, alert connections
+"""Orchestration's pure parts: which day a run processes, the forecast check's verdict, alert connections
 filled from config (and only for enabled channels), service selection by group."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
--- One row: the completeness watermark of the source, from its last successful stage-1 load.
+-- One row: the completeness watermark of the source, from its last successful cleaning load.
 -- Days after `complete_through` may still receive late events: marts flag them incomplete.
 {{ config(order_by=['source'], engine='MergeTree()') }}
 

@@ -1,4 +1,4 @@
--- Grain: one stage-1 load of this source (from the audit in Postgres staging.load_runs): when, how
+-- Grain: one cleaning load of this source (from the audit in Postgres staging.load_runs): when, how
 -- long, status, rows in / kept / quarantined, and the completeness watermark it set. For the
 -- "Data quality" dashboard (the BI role cannot read Postgres; it reads this copy).
 {{ config(order_by=['started_at', 'run_id'], engine='MergeTree()') }}

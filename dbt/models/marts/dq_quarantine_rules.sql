@@ -1,4 +1,4 @@
--- Grain: stage-1 load x quarantine rule: rows the rule quarantined in that load (staging.load_run_rules).
+-- Grain: cleaning load x quarantine rule: rows the rule quarantined in that load (staging.load_run_rules).
 {{ config(order_by=['started_at', 'run_id', 'rule'], engine='MergeTree()') }}
 
 select
