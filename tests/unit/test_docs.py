@@ -45,4 +45,3 @@ def test_every_adr_has_context_decision_and_consequences():
 def test_docs_use_step_names_not_build_stages():
     stale = [str(p.relative_to(REPO_ROOT)) for p in PAGES if re.search(r"\b[Ss]tage[ -][1-6]\b", p.read_text())]
     assert not stale, f"'stage N' is the order things were built, not a step name: {stale}"
-

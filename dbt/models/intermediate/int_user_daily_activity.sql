@@ -23,7 +23,8 @@ with day_fingerprints as (
     group by event_date
 )
 {% if is_incremental() %}
-, changed_days as (
+-- the CTE exists only in incremental runs, so its comma leads
+, changed_days as (  -- noqa: LT04
     select event_date from day_fingerprints
     where (event_date, day_fingerprint) not in (select distinct activity_date, day_fingerprint from {{ this }})
 )

@@ -6,7 +6,8 @@
 select
     event_date,
     user_id,
-    toUInt8(windowFunnel(86400)(
+    -- windowFunnel is a parametric aggregate: (parameters)(arguments)
+    toUInt8(windowFunnel(86400)(  -- noqa: LT01
         toDateTime(event_time), event_type = 'view', event_type = 'cart', event_type = 'purchase'
     )) as funnel_level
 from {{ ref('stg_pulse__events') }}

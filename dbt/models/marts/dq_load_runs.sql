@@ -13,7 +13,7 @@ select
     coalesce(rows_in, 0) as rows_in,
     coalesce(rows_out, 0) as rows_kept,
     coalesce(rows_quarantined, 0) as rows_quarantined,
-    if(rows_in > 0, rows_quarantined / rows_in, NULL) as quarantine_share,
+    if(rows_in > 0, rows_quarantined / rows_in, null) as quarantine_share,
     toDate(complete_through) as complete_through,
     error is not null as has_error
 from {{ source('pulse_staging', 'load_runs') }}

@@ -6,7 +6,7 @@ select
     toDateTime(l.started_at, 'UTC') as started_at,
     l.status as status,
     r.rule as rule,
-    r.rows as rows_quarantined
+    r.`rows` as rows_quarantined
 from {{ source('pulse_staging', 'load_run_rules') }} as r
 inner join {{ source('pulse_staging', 'load_runs') }} as l on l.run_id = r.run_id
 where l.source = '{{ var("pulse_source") }}'
