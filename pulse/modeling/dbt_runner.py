@@ -25,34 +25,17 @@ from pulse.modeling.publish import BuildResult, failures, mart_models, publish
 PROJECT_DIR = REPO_ROOT / "dbt"
 
 
-def write_profile(settings: Settings, source: str) -> Path:
-    """profiles.yml for this configuration and source; the password is read from the environment by dbt."""
+def connection_env(settings: Settings, source: str) -> dict[str, str]:
+    """What dbt/profiles.yml reads: this configuration's ClickHouse and the source's build database."""
     ch = settings.clickhouse
-    out = settings.dbt_dir
-    out.mkdir(parents=True, exist_ok=True)
-    profile = {
-        "pulse": {
-            "target": "default",
-            "outputs": {
-                "default": {
-                    "type": "clickhouse",
-                    "driver": "http",
-                    "host": ch.host or "127.0.0.1",
-                    "port": ch.port,
-                    "user": ch.user,
-                    "password": "{{ env_var('DBT_ENV_SECRET_CH_PASSWORD') }}",
-                    "schema": ch.build_database(source),
-                    "secure": ch.secure,
-                    "threads": 2,
-                    "connect_timeout": 30,
-                    "send_receive_timeout": 600,
-                }
-            },
-        }
+    return {
+        "PULSE_CH_HOST": ch.host or "127.0.0.1",
+        "PULSE_CH_PORT": str(ch.port),
+        "PULSE_CH_USER": ch.user,
+        "PULSE_CH_SECURE": str(ch.secure).lower(),
+        "PULSE_DBT_SCHEMA": ch.build_database(source),
+        "DBT_ENV_SECRET_CH_PASSWORD": ch.password,
     }
-    path = out / "profiles.yml"
-    path.write_text(json.dumps(profile, indent=1))  # JSON is YAML
-    return path
 
 
 def dbt_binary() -> str:
@@ -67,12 +50,10 @@ def run(settings: Settings, args: list[str], source: str = DEMO_SOURCE) -> int:
     dbt gets no Postgres credentials at all (the ClickHouse server holds them in a named collection),
     and the ClickHouse password in a ``DBT_ENV_SECRET_`` variable, which dbt scrubs from its logs."""
     source_name(source)
-    ch = settings.clickhouse
-    profile = write_profile(settings, source)
     env = dict(os.environ)
     env.update(
         {
-            "DBT_ENV_SECRET_CH_PASSWORD": ch.password,
+            **connection_env(settings, source),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "DBT_TARGET_PATH": str(settings.dbt_dir / "target"),
             "DBT_LOG_PATH": str(settings.dbt_dir / "logs"),
@@ -84,7 +65,7 @@ def run(settings: Settings, args: list[str], source: str = DEMO_SOURCE) -> int:
         "--project-dir",
         str(PROJECT_DIR),
         "--profiles-dir",
-        str(profile.parent),
+        str(PROJECT_DIR),
     ]
     if args and args[0] not in ("debug", "clean", "deps"):
         # the attach names come from the one place the ClickHouse service also takes them from
