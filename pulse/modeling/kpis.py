@@ -43,10 +43,9 @@ def read(settings: Settings, source: str) -> Kpis:
     names = "SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name"
     marts = [r[0] for r in client.query(names).result_rows]
     rows = client.query(
-        "SELECT metric_date, dau, wau, mau, stickiness, revenue_usd, arpu_usd, dau_change_wow FROM kpi_latest"
+        "SELECT metric_date, dau, wau, mau, stickiness, revenue_usd, arpu_usd, dau_change_wow, avg_d1_retention FROM kpi_latest"
     ).result_rows
     if not rows:
         return Kpis(database, marts, None)
-    day, dau, wau, mau, stickiness, revenue, arpu, change = rows[0]
-    [(d1,)] = client.query("SELECT avg(d1_retention) FROM user_retention WHERE d1_retention IS NOT NULL").result_rows
+    day, dau, wau, mau, stickiness, revenue, arpu, change, d1 = rows[0]
     return Kpis(database, marts, day, dau, wau, mau, stickiness, float(revenue or 0), float(arpu or 0), change, d1)
