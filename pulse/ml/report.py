@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 
 import pandas as pd
 
+from pulse.common.report_html import img, page
 from pulse.ml.run import ForecastResult, SegmentResult
 
 
 def _img(path: Path) -> str:
-    return f'<img src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}" style="max-width:100%">'
+    return img(path.read_bytes(), path.stem)
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -27,9 +27,6 @@ def write(out: Path, fc: ForecastResult, seg: SegmentResult) -> Path:
         ["cluster", "segment", "users", "share", "recency_days", "tenure_days", "active_days_30", "revenue_usd", "purchases"]
     ]
     parts = [
-        "<html><head><meta charset='utf-8'><title>Pulse ML report</title><style>"
-        "body{font-family:sans-serif;margin:2em;max-width:1300px} .t td,.t th{padding:2px 8px;text-align:right}"
-        "</style></head><body>",
         f"<h1>Pulse ML report — source {html.escape(fc.source)}</h1>",
         f"<p>Forecast run <code>{fc.run_id}</code> (as of {fc.as_of}); chosen models: "
         + ", ".join(f"{m}: <b>{b}</b>" for m, b in fc.best.items())
@@ -42,8 +39,7 @@ def write(out: Path, fc: ForecastResult, seg: SegmentResult) -> Path:
         "<h2>Segments</h2>",
         *[_img(p) for p in seg.pictures],
         _table(profiles),
-        "</body></html>",
     ]
     path = out / "report.html"
-    path.write_text("\n".join(parts))
+    path.write_text(page("Pulse ML report", parts))
     return path

@@ -1,33 +1,16 @@
-"""The analytical memo: 3 insights and 2 hypotheses, chosen by the data.
-
-Each candidate finding is one query on the published marts (run with the read-only BI role, the
-same data the dashboards show), an effect size and a significance test:
-  * differences of proportions (retention, conversion, paying share): two-proportion z-test;
-  * differences of daily means (weekday seasonality, trend, ARPU by channel): Welch's t-test.
-Candidates with p < 0.05 are ranked by |relative effect| (the size of the difference relative to
-the baseline), the top 3 become insights; the 2 strongest candidates that have an experiment
-template become hypotheses, with the metric, the segment, the expected effect and the A/B test
-(sample size per arm for 80 % power at alpha 0.05). Another dataset gives other numbers, other
-ranks and therefore another memo.
-"""
+"""The memo's candidate findings: each is one query on the published marts, an effect size and a
+significance test; a template turns the query's numbers into a sentence (and, for some, a hypothesis
+with its experiment)."""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
-from pulse.config import DEMO_SOURCE, Settings
-
-ALPHA = 0.05
-POWER = 0.8
+from pulse.bi.memo.stats import ALPHA, sample_size_per_arm, two_proportions, welch
+from pulse.common.figures import bars, series
 
 
 @dataclass
@@ -46,76 +29,6 @@ class Finding:
     @property
     def significant(self) -> bool:
         return self.p_value < ALPHA
-
-
-@dataclass
-class Memo:
-    source: str
-    as_of: str
-    insights: list[Finding]
-    hypotheses: list[Finding]
-    candidates: list[Finding] = field(default_factory=list)
-
-    def dashboard_markdown(self) -> str:
-        """The memo as the main dashboard shows it: without the SQL, pointing to where the SQL is."""
-        return self.markdown(with_sql=False) + f"\n\n_Queries behind every number: `pulse report memo --source {self.source}`._"
-
-    def markdown(self, with_sql: bool = True) -> str:
-        out = [f"# Pulse memo — source `{self.source}`, data through {self.as_of}", ""]
-        out.append(
-            f"Chosen from {len(self.candidates)} candidate findings: significant at p < {ALPHA} and ranked by "
-            "relative effect size (two-proportion z-test for rates, Welch's t-test for daily means)."
-        )
-        out += ["", "## Insights", ""]
-        for i, f in enumerate(self.insights, 1):
-            out.append(f"**{i}. {f.title}.** {f.text} _(effect {f.effect:.0%}, {f.test}, p {_p(f.p_value)})_")
-            if with_sql:
-                out += ["", "```sql", f.sql.strip(), "```"]
-            out.append("")
-        out += ["## Hypotheses", ""]
-        for i, f in enumerate(self.hypotheses, 1):
-            h = f.hypothesis or {}
-            out.append(f"**H{i}. {h['statement']}** Evidence: {f.text}")
-            out += [
-                f"- metric: {h['metric']}",
-                f"- segment: {h['segment']}",
-                f"- expected effect: {h['expected']}",
-                f"- experiment: {h['experiment']}",
-                "",
-            ]
-        return "\n".join(out)
-
-
-def _p(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
-
-
-def _two_proportions(x1: int, n1: int, x2: int, n2: int) -> float:
-    """Two-sided p-value of a two-proportion z-test (pooled variance)."""
-    if min(n1, n2) == 0:
-        return 1.0
-    p = (x1 + x2) / (n1 + n2)
-    se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
-    if se == 0:
-        return 1.0
-    z = (x1 / n1 - x2 / n2) / se
-    return float(2 * stats.norm.sf(abs(z)))
-
-
-def sample_size_per_arm(p1: float, p2: float) -> int:
-    """Users per arm to detect p1 -> p2 with a two-sided test at ALPHA with POWER."""
-    if p1 == p2:
-        return 0
-    za, zb = stats.norm.ppf(1 - ALPHA / 2), stats.norm.ppf(POWER)
-    pbar = (p1 + p2) / 2
-    n = (za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (p1 - p2) ** 2
-    return math.ceil(n)
-
-
-def _welch(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 2 or len(b) < 2:
-        return 1.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 class Candidates:
@@ -152,7 +65,7 @@ ORDER BY d7_retention DESC"""
         if len(rows) < 2:
             return None
         (best, nb, xb, rb), (worst, nw, xw, rw) = rows[0], rows[-1]
-        p = _two_proportions(int(xb), int(nb), int(xw), int(nw))
+        p = two_proportions(int(xb), int(nb), int(xw), int(nw))
         effect = (rb - rw) / rw if rw else 0.0
         target = rw + (rb - rw) / 2  # closing half the gap
         n = sample_size_per_arm(rw, target)
@@ -174,7 +87,7 @@ ORDER BY d7_retention DESC"""
             effect=abs(effect),
             p_value=p,
             test="two-proportion z-test",
-            plot=lambda ax, rows=rows: _bars(ax, [r[0] for r in rows], [r[3] for r in rows], "D7 retention", pct=True),
+            plot=lambda ax, rows=rows: bars(ax, [r[0] for r in rows], [r[3] for r in rows], "D7 retention", pct=True),
             hypothesis={
                 "statement": f"New {worst} users drop off because their first week lacks what {best} users find.",
                 "metric": "D7 retention (users active on day 7 / new users)",
@@ -198,7 +111,7 @@ WHERE is_complete AND metric_date >= (SELECT max(metric_date) FROM user_daily_me
         days = np.array([r[0] for r in rows])
         dau = np.array([float(r[1]) for r in rows])
         weekend, weekday = dau[days >= 6], dau[days < 6]
-        p = _welch(weekend, weekday)
+        p = welch(weekend, weekday)
         effect = (weekend.mean() - weekday.mean()) / weekday.mean()
         higher = "higher" if effect > 0 else "lower"
         names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -216,7 +129,7 @@ WHERE is_complete AND metric_date >= (SELECT max(metric_date) FROM user_daily_me
             effect=abs(effect),
             p_value=p,
             test="Welch's t-test on daily DAU",
-            plot=lambda ax: _bars(ax, names, means, "mean DAU"),
+            plot=lambda ax: bars(ax, names, means, "mean DAU"),
             hypothesis=None,
         )
 
@@ -230,7 +143,7 @@ WHERE is_complete AND activity_date >= (SELECT max(activity_date) FROM segments_
             return None
         v2c, c2p = c / v, pu / c
         step, rate, other = ("view → cart", v2c, c2p) if v2c < c2p else ("cart → purchase", c2p, v2c)
-        p = _two_proportions(int(c), int(v), int(pu), int(c))
+        p = two_proportions(int(c), int(v), int(pu), int(c))
         effect = (other - rate) / rate if rate else 0.0
         base, n_at_step = rate, int(v) if step == "view → cart" else int(c)
         target = base * 1.10
@@ -248,7 +161,7 @@ WHERE is_complete AND activity_date >= (SELECT max(activity_date) FROM segments_
             effect=abs(effect),
             p_value=p,
             test="two-proportion z-test",
-            plot=lambda ax: _bars(ax, ["viewed", "carted", "purchased"], [v, c, pu], "user-days"),
+            plot=lambda ax: bars(ax, ["viewed", "carted", "purchased"], [v, c, pu], "user-days"),
             hypothesis={
                 "statement": f"Friction at the {step} step costs conversions that a simpler step would keep.",
                 "metric": f"{step} conversion (users reaching the next step / users at this step, per day)",
@@ -284,9 +197,9 @@ ORDER BY metric_date"""
             numbers={"last_28": float(after.mean()), "previous_28": float(before.mean())},
             sql=sql,
             effect=abs(effect),
-            p_value=_welch(after, before),
+            p_value=welch(after, before),
             test="Welch's t-test on daily DAU",
-            plot=lambda ax: _series(ax, [r[0] for r in rows], dau, "DAU"),
+            plot=lambda ax: series(ax, [r[0] for r in rows], dau, "DAU"),
         )
 
     def paying_share_shift(self) -> Finding | None:
@@ -314,9 +227,9 @@ GROUP BY recent ORDER BY recent"""
             numbers={"share_before": s0, "share_after": s1, "arpu_before": arpu0, "arpu_after": arpu1},
             sql=sql,
             effect=abs(effect),
-            p_value=_two_proportions(int(x1), int(n1), int(x0), int(n0)),
+            p_value=two_proportions(int(x1), int(n1), int(x0), int(n0)),
             test="two-proportion z-test",
-            plot=lambda ax: _bars(ax, ["previous 28 d", "last 28 d"], [s0, s1], "paying share", pct=True),
+            plot=lambda ax: bars(ax, ["previous 28 d", "last 28 d"], [s0, s1], "paying share", pct=True),
             hypothesis={
                 "statement": "More active users would pay if the first purchase were easier to make.",
                 "metric": "paying share (paying users / active users per day)",
@@ -357,9 +270,9 @@ GROUP BY acquisition_channel, activity_date"""
             numbers={"best_arpu": means[best], "worst_arpu": means[worst]},
             sql=sql,
             effect=abs(effect),
-            p_value=_welch(np.array(by[best]), np.array(by[worst])),
+            p_value=welch(np.array(by[best]), np.array(by[worst])),
             test="Welch's t-test on daily ARPU",
-            plot=lambda ax: _bars(ax, list(means), list(means.values()), "mean daily ARPU ($)"),
+            plot=lambda ax: bars(ax, list(means), list(means.values()), "mean daily ARPU ($)"),
             hypothesis={
                 "statement": f"Shifting acquisition spend towards {best} raises revenue per acquired user.",
                 "metric": "30-day revenue per acquired user",
@@ -394,26 +307,10 @@ GROUP BY cohort_month ORDER BY cohort_month"""
             numbers={"first_rate": r0, "last_rate": r1},
             sql=sql,
             effect=abs(effect),
-            p_value=_two_proportions(int(x1), int(n1), int(x0), int(n0)),
+            p_value=two_proportions(int(x1), int(n1), int(x0), int(n0)),
             test="two-proportion z-test",
-            plot=lambda ax: _bars(
-                ax, [f"{r[0]:%Y-%m}" for r in rows], [r[2] / r[1] for r in rows], "month-1 retention", pct=True
-            ),
+            plot=lambda ax: bars(ax, [f"{r[0]:%Y-%m}" for r in rows], [r[2] / r[1] for r in rows], "month-1 retention", pct=True),
         )
-
-
-def _bars(ax, labels, values, ylabel: str, pct: bool = False) -> None:
-    ax.bar([str(x) for x in labels], values, color="#1f77b4")
-    ax.set_ylabel(ylabel)
-    if pct:
-        ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    ax.tick_params(axis="x", labelrotation=30)
-
-
-def _series(ax, x, y, ylabel: str) -> None:
-    ax.plot(x, y, color="#1f77b4")
-    ax.set_ylabel(ylabel)
-    ax.tick_params(axis="x", labelrotation=30)
 
 
 def choose(candidates: list[Finding]) -> tuple[list[Finding], list[Finding]]:
@@ -425,73 +322,3 @@ def choose(candidates: list[Finding]) -> tuple[list[Finding], list[Finding]]:
         rest = sorted((f for f in candidates if f.hypothesis and f not in hypotheses), key=lambda f: (f.p_value, -f.effect))
         hypotheses += rest[: 2 - len(hypotheses)]
     return insights, hypotheses
-
-
-def build(settings: Settings, source: str = DEMO_SOURCE) -> Memo:
-    from pulse.common.clickhouse import client
-
-    ch = settings.clickhouse
-    # the BI role: the memo reads exactly what the dashboards can read
-    conn = client(ch, username=ch.bi_user, password=ch.bi_password, database=ch.marts_database(source))
-    candidates = Candidates(lambda sql: conn.query(sql).result_rows).all()
-    [(as_of,)] = conn.query("SELECT max(metric_date) FROM user_daily_metrics WHERE is_complete").result_rows
-    insights, hypotheses = choose(candidates)
-    return Memo(source, str(as_of), insights, hypotheses, candidates)
-
-
-def _figure_png(finding: Finding) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
-    finding.plot(ax)  # type: ignore[misc]
-    ax.set_title(finding.title, fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def _md_inline(text: str) -> str:
-    """The memo's Markdown subset (**bold**, `code`, _italic_) as HTML."""
-    import re
-
-    text = html.escape(text)
-    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
-    text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-    return re.sub(r"(?<!\w)_(.+?)_(?!\w)", r"<i>\1</i>", text)
-
-
-def write(memo: Memo, out_dir: Path) -> tuple[Path, Path]:
-    """memo.md and a self-contained memo.html (charts embedded as data URIs)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md_path, html_path = out_dir / "memo.md", out_dir / "memo.html"
-    md_path.write_text(memo.markdown())
-    parts = [
-        "<!doctype html><meta charset='utf-8'><title>Pulse memo</title>",
-        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:900px;margin:2em auto;padding:0 1em}"
-        "pre{background:#f5f5f5;padding:.6em;overflow:auto;font-size:12px}img{max-width:100%}</style>",
-        f"<h1>Pulse memo — source <code>{html.escape(memo.source)}</code>, data through {memo.as_of}</h1>",
-        f"<p>Chosen from {len(memo.candidates)} candidate findings: significant at p &lt; {ALPHA}, ranked by relative "
-        "effect size (two-proportion z-test for rates, Welch's t-test for daily means).</p><h2>Insights</h2>",
-    ]
-    for i, f in enumerate(memo.insights, 1):
-        parts.append(f"<h3>{i}. {html.escape(f.title)}</h3><p>{_md_inline(f.text)}</p>")
-        parts.append(f"<p><small>effect {f.effect:.0%} · {f.test} · p {_p(f.p_value)}</small></p>")
-        if f.plot:
-            parts.append(f"<img alt='{html.escape(f.title)}' src='data:image/png;base64,{_figure_png(f)}'>")
-        parts.append(f"<pre>{html.escape(f.sql.strip())}</pre>")
-    parts.append("<h2>Hypotheses</h2>")
-    for i, f in enumerate(memo.hypotheses, 1):
-        h = f.hypothesis or {}
-        parts.append(f"<h3>H{i}. {html.escape(h['statement'])}</h3><p>Evidence: {_md_inline(f.text)}</p><ul>")
-        for label in ("metric", "segment", "expected", "experiment"):
-            parts.append(f"<li><b>{label}</b>: {html.escape(h[label])}</li>")
-        parts.append("</ul>")
-        if f.plot and f not in memo.insights:
-            parts.append(f"<img alt='{html.escape(f.title)}' src='data:image/png;base64,{_figure_png(f)}'>")
-    html_path.write_text("\n".join(parts))
-    return md_path, html_path
