@@ -26,11 +26,22 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from pulse_airflow.alerts import on_dag_failure, on_task_failure, send
 from pulse_airflow.raw_sensor import RawPartitionSensor
 
-PYTHON = os.environ.get("PULSE_PYTHON", ".venv/bin/python")  # Pulse's venv, set by Pulse's Airflow service
-SOURCE = os.environ.get("PULSE_AIRFLOW_SOURCE", "demo")
-SCHEDULE = os.environ.get("PULSE_AIRFLOW_SCHEDULE", "30 0 * * *")
-RETRIES = int(os.environ.get("PULSE_AIRFLOW_RETRIES", "2"))
-RAW_WAIT = timedelta(hours=float(os.environ.get("PULSE_AIRFLOW_RAW_WAIT_HOURS", "6")))
+
+def pulse_setting(name: str) -> str:
+    """One of Pulse's settings, as Pulse's Airflow service passes them (pulse.services.airflow.dag_environment):
+    the configuration has one home, pulse/config.py, and this file keeps no copy of its defaults."""
+    try:
+        return os.environ[name]
+    except KeyError:
+        raise RuntimeError(f"{name} is not set: run Airflow through `pulse services up airflow`, or set it as "
+                           "pulse.services.airflow.dag_environment() does") from None  # fmt: skip
+
+
+PYTHON = pulse_setting("PULSE_PYTHON")  # Pulse's venv
+SOURCE = pulse_setting("PULSE_AIRFLOW_SOURCE")
+SCHEDULE = pulse_setting("PULSE_AIRFLOW_SCHEDULE")
+RETRIES = int(pulse_setting("PULSE_AIRFLOW_RETRIES"))
+RAW_WAIT = timedelta(hours=float(pulse_setting("PULSE_AIRFLOW_RAW_WAIT_HOURS")))
 
 MARTS = Asset(name="pulse_marts", uri="pulse://clickhouse/marts")
 ML_OUTPUT = Asset(name="pulse_ml_output", uri="pulse://clickhouse/ml_output")

@@ -78,6 +78,21 @@ def alert_connections(settings: Settings) -> dict[str, str]:
     return {f"AIRFLOW_CONN_{name.upper()}": json.dumps(conn) for name, conn in conns.items()}
 
 
+def dag_environment(settings: Settings) -> dict[str, str]:
+    """What the DAG files read (nothing secret), from Pulse's configuration: they have no defaults of their own.
+    An Airflow that Pulse does not start needs these in its components' environment too."""
+    cfg = settings.airflow
+    return {
+        "PULSE_PYTHON": str(PULSE_PYTHON),  # the python that runs Pulse's steps
+        "PULSE_AIRFLOW_SOURCE": cfg.source,
+        "PULSE_AIRFLOW_SCHEDULE": cfg.schedule,
+        "PULSE_AIRFLOW_RETRIES": str(cfg.retries),
+        "PULSE_AIRFLOW_RAW_WAIT_HOURS": str(cfg.raw_wait_hours),
+        "PULSE_ALERT_CHANNELS": ",".join(settings.alerts.channels),
+        "PULSE_ALERT_EMAIL_TO": settings.alerts.email_to or "",
+    }
+
+
 class AirflowComponent(ManagedProcess):
     """One Airflow component; they share one environment, metadata database and home."""
 
@@ -153,14 +168,7 @@ class AirflowComponent(ManagedProcess):
         env.update(alert_connections(self.settings))
         env.update(
             AIRFLOW_HOME=str(self.data_dir),
-            # the DAG files read these (not secret): which python runs Pulse's steps, which source, how to alert
-            PULSE_PYTHON=str(PULSE_PYTHON),
-            PULSE_AIRFLOW_SOURCE=cfg.source,
-            PULSE_AIRFLOW_SCHEDULE=cfg.schedule,
-            PULSE_AIRFLOW_RETRIES=str(cfg.retries),
-            PULSE_AIRFLOW_RAW_WAIT_HOURS=str(cfg.raw_wait_hours),
-            PULSE_ALERT_CHANNELS=",".join(self.settings.alerts.channels),
-            PULSE_ALERT_EMAIL_TO=self.settings.alerts.email_to or "",
+            **dag_environment(self.settings),
             PATH=f"{AIRFLOW_VENV / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
             PYTHONUNBUFFERED="1",
         )

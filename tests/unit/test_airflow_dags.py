@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from pulse.services.airflow import AIRFLOW_VENV, DAGS_FOLDER, PLUGINS_FOLDER
+from pulse.config import load_settings
+from pulse.services.airflow import AIRFLOW_VENV, DAGS_FOLDER, PLUGINS_FOLDER, dag_environment
 
 SCRIPT = r"""
 import json, sys, time
@@ -38,23 +39,37 @@ print(json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def dagbag(tmp_path_factory) -> dict:
+def load_dags(home, settings: dict[str, str]) -> dict:
     python = AIRFLOW_VENV / "bin" / "python"
     if not python.exists():
         pytest.fail(f"{python} missing: scripts/install.sh creates Airflow's venv")
-    home = tmp_path_factory.mktemp("airflow-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")} | {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "PULSE_AIRFLOW_RETRIES": "3",
-    }
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PULSE_AIRFLOW", "PULSE_PYTHON"))}
+        | {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        }
+        | settings
+    )
     done = subprocess.run(
         [str(python), "-c", SCRIPT, str(DAGS_FOLDER), str(PLUGINS_FOLDER)], capture_output=True, text=True, env=env, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory) -> dict:
+    return load_dags(tmp_path_factory.mktemp("airflow-home"), dag_environment(load_settings()) | {"PULSE_AIRFLOW_RETRIES": "3"})
+
+
+def test_the_dag_file_takes_its_settings_from_pulse_only(tmp_path):
+    """No defaults of its own: without Pulse's settings the file does not load, and says which one is missing."""
+    settings = dag_environment(load_settings())
+    del settings["PULSE_AIRFLOW_SOURCE"]
+    errors = load_dags(tmp_path, settings)["errors"]
+    assert any("PULSE_AIRFLOW_SOURCE is not set" in e for e in errors.values()), errors
 
 
 def test_every_dag_file_imports_without_errors(dagbag, capsys):
