@@ -1,4 +1,4 @@
-"""ClickHouse: the chDB engine served over ClickHouse's HTTP interface (``pulse.clickhouse.http_server``).
+"""ClickHouse: the chDB engine served over ClickHouse's HTTP interface (``pulse.clickhouse_server.http_server``).
 
 Debian's clickhouse-server is from 2018 and no modern server binary is installable here, so the
 embedded default is one Pulse-owned process serving a chDB data directory. A real ClickHouse
@@ -38,7 +38,7 @@ class ClickHouse(ManagedProcess):
         return self.settings.run_dir / "clickhouse.json"
 
     def server_config(self) -> dict:
-        """Users and roles, and the Postgres named collection dbt's sources use (see pulse.clickhouse.policy)."""
+        """Users and roles, and the Postgres named collection dbt's sources use (see pulse.clickhouse_server.policy)."""
         ch, pg = self.settings.clickhouse, self.settings.postgres
         return {
             "users": [
@@ -71,7 +71,7 @@ class ClickHouse(ManagedProcess):
         return [
             sys.executable,
             "-m",
-            "pulse.clickhouse.http_server",
+            "pulse.clickhouse_server.http_server",
             "--data-dir",
             str(self.data_dir),
             "--port",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pulse.clickhouse.errors import ClickHouseError
-from pulse.clickhouse.sql import kill_query_target, parse, split_insert
+from pulse.clickhouse_server.errors import ClickHouseError
+from pulse.clickhouse_server.sql import kill_query_target, parse, split_insert
 
 
 def test_multi_statements_are_refused_but_a_trailing_semicolon_is_fine():

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pulse.clickhouse.errors import ClickHouseError
-from pulse.clickhouse.sql import setting_name
+from pulse.clickhouse_server.errors import ClickHouseError
+from pulse.clickhouse_server.sql import setting_name
 from pulse.common.quoting import ident, literal
 
 INSERT_SLICE = 1 << 20  # bytes handed to the engine's streaming insert at a time

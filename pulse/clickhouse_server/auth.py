@@ -7,8 +7,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from pulse.clickhouse.errors import ClickHouseError
-from pulse.clickhouse.policy import Role
+from pulse.clickhouse_server.errors import ClickHouseError
+from pulse.clickhouse_server.policy import Role
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pulse.clickhouse import sql as sqlmod
-from pulse.clickhouse.auth import User, Users
-from pulse.clickhouse.engine import Engine
-from pulse.clickhouse.errors import ClickHouseError
-from pulse.clickhouse.policy import Policy, Role
-from pulse.clickhouse.request import (
+from pulse.clickhouse_server import sql as sqlmod
+from pulse.clickhouse_server.auth import User, Users
+from pulse.clickhouse_server.engine import Engine
+from pulse.clickhouse_server.errors import ClickHouseError
+from pulse.clickhouse_server.policy import Policy, Role
+from pulse.clickhouse_server.request import (
     TRANSPORT_PARAMS,
     ExternalTable,
     credentials,

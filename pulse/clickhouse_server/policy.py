@@ -16,8 +16,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pulse.clickhouse.errors import ClickHouseError
-from pulse.clickhouse.sql import Statement
+from pulse.clickhouse_server.errors import ClickHouseError
+from pulse.clickhouse_server.sql import Statement
 
 # Table functions that only compute or read what the caller could read anyway
 SAFE_TABLE_FUNCTIONS = {

@@ -11,7 +11,7 @@ from email.policy import HTTP
 from typing import BinaryIO
 from urllib.parse import parse_qsl
 
-from pulse.clickhouse.errors import ClickHouseError
+from pulse.clickhouse_server.errors import ClickHouseError
 
 # URL parameters that are part of the protocol, not ClickHouse settings
 TRANSPORT_PARAMS = {
