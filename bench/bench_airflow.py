@@ -27,7 +27,7 @@ from measure import Sampler, write_results
 
 from pulse import dag_tasks as tasks
 from pulse import pipeline
-from pulse.config import load_settings
+from pulse.config import ensure_secrets, load_settings
 from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
@@ -121,4 +121,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    ensure_secrets()  # the installation's credentials, before any settings load
     sys.exit(main())

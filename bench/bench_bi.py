@@ -35,7 +35,7 @@ from pulse.bi import assets
 from pulse.bi.client import SupersetClient
 from pulse.common.clickhouse import client as ch_client
 from pulse.common.progress import tree_rss_mb
-from pulse.config import DEMO_SOURCE, REPO_ROOT, settings
+from pulse.config import DEMO_SOURCE, REPO_ROOT, ensure_secrets, settings
 from pulse.services import registry
 from pulse.services.clickhouse import ClickHouse
 from pulse.services.superset import Superset
@@ -160,4 +160,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    ensure_secrets()  # the installation's credentials, before any settings load
     main()

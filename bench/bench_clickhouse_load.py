@@ -25,7 +25,7 @@ from bench_models import DASHBOARD_QUERIES, percentile
 from measure import PeakRss, write_results
 
 from pulse.common.clickhouse import client as ch_client
-from pulse.config import settings
+from pulse.config import ensure_secrets, settings
 from pulse.modeling import dbt_runner
 from pulse.services import registry
 from pulse.services.clickhouse import ClickHouse
@@ -146,4 +146,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    ensure_secrets()  # the installation's credentials, before any settings load
     main()

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import PeakRss, write_results
 
 from pulse.common.progress import tree_rss_mb
-from pulse.config import settings
+from pulse.config import ensure_secrets, settings
 from pulse.ml import forecast, run, segment
 from pulse.ml.features import calendar, history_features, make_features
 from pulse.services import registry
@@ -100,4 +100,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    ensure_secrets()  # the installation's credentials, before any settings load
     main()

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import PeakRss, write_results
 
 from pulse.common.clickhouse import client as ch_client
-from pulse.config import settings
+from pulse.config import ensure_secrets, settings
 from pulse.modeling import dbt_runner
 from pulse.services import registry
 from pulse.services.clickhouse import ClickHouse
@@ -126,4 +126,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    ensure_secrets()  # the installation's credentials, before any settings load
     main()

@@ -25,7 +25,7 @@ from measure import PeakRss, write_results
 from pulse.common import pg
 from pulse.common.progress import tree_rss_mb
 from pulse.common.spark import session
-from pulse.config import settings
+from pulse.config import ensure_secrets, settings
 from pulse.datagen import generate_dataset
 from pulse.datagen.events import GenParams
 from pulse.lake.raw import delete_source, list_committed, upload_dataset
@@ -146,4 +146,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    ensure_secrets()  # the installation's credentials, before any settings load
     main()

@@ -32,7 +32,7 @@ os.environ.setdefault("PULSE_STREAM_PARTITIONS", "4")
 
 from measure import Sampler, write_results
 
-from pulse.config import load_settings
+from pulse.config import ensure_secrets, load_settings
 from pulse.services import registry
 from pulse.services.clickhouse import ClickHouse
 from pulse.services.kafka import Kafka
@@ -185,4 +185,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    ensure_secrets()  # the installation's credentials, before any settings load
     main()

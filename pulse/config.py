@@ -47,9 +47,43 @@ def _toml() -> dict:
     return {}
 
 
+def stored_secret(home: Path, name: str) -> str:
+    """A generated secret of this installation, or "" when there is none yet."""
+    try:
+        return (home / "secrets" / name).read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def ensure_secrets() -> list[str]:
+    """The installation's secrets: every credential the configuration does not set is generated once into
+    ``$PULSE_HOME/secrets`` (0600). The explicit step before services start (``pulse services up``, the demo,
+    the test and benchmark set-ups); returns the names it created. Load the settings after it."""
+    table, created = _toml(), []
+    home, hints = _home(table), get_type_hints(Settings)
+    for name, section in SECTIONS.items():
+        for f in fields(hints[name]):
+            key = f.metadata.get("key") or f.name
+            configured = os.environ.get(f"PULSE_{section.upper()}_{key.upper()}") or table.get(section, {}).get(key)
+            if f.metadata.get("secret") and not configured and not stored_secret(home, f"{section}_{key}"):
+                generated_secret(home, f"{section}_{key}")
+                created.append(f"{section}_{key}")
+    return created
+
+
+def missing_secrets(s: Settings) -> list[str]:
+    """The secrets these settings lack (loaded before ensure_secrets() made them)."""
+    hints = get_type_hints(Settings)
+    return [
+        f"{section}_{f.metadata.get('key') or f.name}"
+        for name, section in SECTIONS.items()
+        for f in fields(hints[name])
+        if f.metadata.get("secret") and not getattr(getattr(s, name), f.name)
+    ]
+
+
 def generated_secret(home: Path, name: str) -> str:
-    """A secret made once per installation and kept 0600 under ``$PULSE_HOME/secrets`` (0700).
-    Used wherever the configuration does not set the value itself."""
+    """A secret made once per installation and kept 0600 under ``$PULSE_HOME/secrets`` (0700)."""
     path = home / "secrets" / name  # Settings.secrets_dir: this runs while Settings is being built
     try:
         return path.read_text().strip()
@@ -407,7 +441,7 @@ def _section(cls: type, section: str, table: dict, home: Path) -> Any:
         raw = env if env is not None else table.get(key)
         value = f.default if raw is None else _coerce(raw, hints[f.name])
         if f.metadata.get("secret") and not value:
-            value = generated_secret(home, f"{section}_{key}")
+            value = stored_secret(home, f"{section}_{key}")  # "" until ensure_secrets() made it
         if f.metadata.get("under_home") and not value:
             value = str(home / f.metadata["under_home"])
         if check := CHECKS.get((section, f.name)):
@@ -416,9 +450,14 @@ def _section(cls: type, section: str, table: dict, home: Path) -> Any:
     return cls(**values)
 
 
+def _home(table: dict) -> Path:
+    return Path(os.environ.get("PULSE_HOME", table.get("home", REPO_ROOT / ".pulse"))).resolve()
+
+
 def load_settings() -> Settings:
+    """The configuration as it stands; reads files, never writes one (secrets come from ensure_secrets())."""
     table = _toml()
-    home = Path(os.environ.get("PULSE_HOME", table.get("home", REPO_ROOT / ".pulse"))).resolve()
+    home = _home(table)
     hints = get_type_hints(Settings)
     parts = {name: _section(hints[name], section, table.get(section, {}), home) for name, section in SECTIONS.items()}
     return Settings(home=home, **parts)
@@ -464,7 +503,8 @@ def markdown() -> str:
         "file named by `PULSE_CONFIG` (default `<repo>/pulse.toml`) > the default. `PULSE_HOME` (default",
         "`<repo>/.pulse`) holds data, logs, pids and secrets. Setting a service's endpoint (`endpoint`, `host`, `url`,",
         "`bootstrap`) makes it *external*: Pulse connects to it and starts nothing. A secret left unset is",
-        "*generated* once per installation into `$PULSE_HOME/secrets/<section>_<key>` (0600).",
+        "*generated* once per installation into `$PULSE_HOME/secrets/<section>_<key>` (0600) by `pulse services up`",
+        "(`pulse.config.ensure_secrets()`, the explicit step before services start); loading the settings writes nothing.",
     ]
     hints = get_type_hints(Settings)
     for name, section in SECTIONS.items():

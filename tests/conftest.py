@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pulse.config import Settings, load_settings
+from pulse.config import Settings, ensure_secrets, load_settings
 
 
 def _temp_home(prefix: str) -> Path:
@@ -57,6 +57,7 @@ def stack_home(spark) -> Iterator[Settings]:
     saved = {k: os.environ.get(k) for k in [*TEST_ENV, "PULSE_HOME"]}
     os.environ.update(TEST_ENV)
     os.environ["PULSE_HOME"] = str(home)
+    ensure_secrets()
     settings = load_settings()
     try:
         yield settings

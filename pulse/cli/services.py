@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from pulse.config import Settings, settings
+from pulse.config import Settings, ensure_secrets, settings
 
 if TYPE_CHECKING:
     from pulse.services.base import ServiceStatus
@@ -30,6 +30,9 @@ def register(sub) -> None:
 def run_services(args: argparse.Namespace) -> int:
     from pulse.services import registry
 
+    if args.action == "up":  # the explicit step that makes the installation's secrets, before the settings load
+        ensure_secrets()
+        settings.cache_clear()
     s = settings()
     if args.action == "down":  # success = everything asked for has stopped; status would call that "DOWN"
         return 1 if registry.down(s, args.names) else 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pulse.config import Settings
+from pulse.config import Settings, missing_secrets
 from pulse.services.airflow import AIRFLOW_SERVICES
 from pulse.services.base import ManagedProcess, Service, ServiceStatus
 from pulse.services.clickhouse import ClickHouse
@@ -34,7 +34,15 @@ def pick(settings: Settings, names: list[str] | None) -> list[Service]:
     return [s for s in services if chosen(s)]
 
 
+class MissingSecrets(RuntimeError):
+    pass
+
+
 def up(settings: Settings, names: list[str] | None = None, echo=print) -> None:
+    """Starts the named services (all by default) in order. The installation's secrets must exist
+    (``pulse.config.ensure_secrets()`` before these settings were loaded)."""
+    if missing := missing_secrets(settings):
+        raise MissingSecrets(f"no secrets for {', '.join(missing)}: load the settings after pulse.config.ensure_secrets()")
     for svc in pick(settings, names):
         where = "local" if svc.managed else "external"
         echo(f"  starting {svc.name} ({where}) …")

@@ -172,3 +172,21 @@ def test_demo_uploads_the_dataset_it_generated(monkeypatch, tmp_path):
     expected = cli.demo_source(cli.build_parser().parse_args(["demo", "--events", "2000", "--days", "10"]))
     assert uploaded == [(out, expected)] and expected.startswith("demo_2000_")
     assert (out / "ground_truth.json").exists()
+
+
+def test_loading_the_settings_writes_nothing_and_services_need_the_secrets_step(monkeypatch, tmp_path):
+    from pulse.config import ensure_secrets, load_settings
+    from pulse.services import registry
+
+    monkeypatch.setenv("PULSE_HOME", str(tmp_path))
+    monkeypatch.setenv("PULSE_PG_PASSWORD", "configured")
+    before = load_settings()
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+    with pytest.raises(registry.MissingSecrets, match="ensure_secrets"):
+        registry.up(before, ["spark"], echo=lambda _m: None)
+    created = ensure_secrets()
+    assert "pg_password" not in created and {"pg_admin_password", "ch_password", "kafka_password"} <= set(created)
+    after = load_settings()
+    assert after.postgres.password == "configured"
+    assert after.clickhouse.password == (tmp_path / "secrets" / "ch_password").read_text()
+    assert all((tmp_path / "secrets" / name).stat().st_mode & 0o777 == 0o600 for name in created)

@@ -8,7 +8,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
-from pulse.config import load_settings
+from pulse.config import ensure_secrets, load_settings
 from pulse.ml.output import Check
 from pulse.orchestration.airflow_api import in_run_order, logical_date_for
 from pulse.services import registry
@@ -64,6 +64,9 @@ def test_alert_connections_only_for_enabled_channels(monkeypatch, tmp_path):
 
 def test_airflow_secrets_stay_out_of_files_and_derive_from_one_secret(monkeypatch, tmp_path):
     monkeypatch.setenv("PULSE_HOME", str(tmp_path))
+    assert load_settings().airflow.secret_key == ""  # loading writes nothing
+    assert not (tmp_path / "secrets").exists()
+    assert "airflow_secret_key" in ensure_secrets() and ensure_secrets() == []  # made once
     settings = load_settings()
     env = AirflowApiServer(settings).environment()
     assert (tmp_path / "secrets" / "airflow_secret_key").stat().st_mode & 0o777 == 0o600

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import pytest
 
-from pulse.config import load_settings
+from pulse.config import ensure_secrets, load_settings
 from pulse.domain import EVENT_TYPE_SYNONYMS, EVENT_TYPES
 from pulse.streaming.producer import DEFECTS, ProduceParams, StreamProducer, iso_ms
 from pulse.streaming.reconcile import Reconciliation
@@ -35,6 +35,7 @@ def test_sessions_walk_the_funnel_in_order_and_never_share_an_instant():
 @pytest.fixture
 def producer(tmp_path, monkeypatch):
     monkeypatch.setenv("PULSE_HOME", str(tmp_path))
+    ensure_secrets()  # librdkafka refuses a producer without SASL credentials
     settings = load_settings()
     return StreamProducer(settings, ProduceParams(dirty_rate=0.3, users=1_000, seed=9, raw_dir=tmp_path / "raw"))
 
