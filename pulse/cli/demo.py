@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def load(s: Settings, source: str, dataset: Path, args: argparse.Namespace) -> b
     step(2, "demo dataset")
     print_generated(pipeline.generate(s, dataset, *generation(args)), dataset)
     step(3, "RAW layer in S3")
-    print(pipeline.upload_raw(s, source, dataset))
+    print(json.dumps(pipeline.upload_raw(s, source, dataset)))
     step(4, "Spark cleaning job -> Postgres staging")
     pipeline.clean(s, source)
     if print_quality(s, source, dataset):
