@@ -133,8 +133,14 @@ def forecast(settings: Settings, source: str = DEMO_SOURCE, run_id: str | None =
     """ML: DAU and revenue forecasts with their backtest, on complete days up to ``as_of`` (default:
     all). Returns a ForecastResult."""
     from pulse.ml.run import run_forecast
+    from pulse.modeling import dbt_runner
 
-    return run_forecast(settings, source, run_id, as_of=as_of)
+    result = run_forecast(settings, source, run_id, as_of=as_of)
+    # the ML marts join the new run with the published marts: rebuilt and published now (write–audit–publish)
+    built = dbt_runner.build(settings, source, quiet=True, domain="ml")
+    if not built.ok:
+        raise RuntimeError(f"the ML marts of {source} did not build: {'; '.join(f.message for f in built.failures)}")
+    return result
 
 
 def segment(settings: Settings, source: str = DEMO_SOURCE, run_id: str | None = None, as_of: date | None = None):

@@ -69,18 +69,27 @@ def run(settings: Settings, args: list[str], source: str = DEMO_SOURCE) -> int:
     ]
     if args and args[0] not in ("debug", "clean", "deps"):
         # the attach names come from the one place the ClickHouse service also takes them from
-        cmd += ["--vars", json.dumps({"pulse_source": source, "pg_database": PG_DATABASE, "pg_collection": PG_COLLECTION})]
+        names = {"pg_database": PG_DATABASE, "pg_collection": PG_COLLECTION}
+        cmd += [
+            "--vars",
+            json.dumps({"pulse_source": source, "marts_database": settings.clickhouse.marts_database(source), **names}),
+        ]
     return subprocess.run(cmd, env=env, cwd=PROJECT_DIR).returncode
 
 
-def build(settings: Settings, source: str = DEMO_SOURCE, full_refresh: bool = False, quiet: bool = False) -> BuildResult:
+def build(
+    settings: Settings, source: str = DEMO_SOURCE, full_refresh: bool = False, quiet: bool = False, domain: str | None = None
+) -> BuildResult:
     """``dbt build`` (models and tests) in the source's build database, then publish the marts if
-    everything passed. A failed build publishes nothing: the previous marts keep serving."""
+    everything passed. A failed build publishes nothing: the previous marts keep serving. ``domain`` builds
+    and publishes only that folder of marts (``ml``: after an ML run)."""
     ch = settings.clickhouse
     args = ["build", *(["--full-refresh"] if full_refresh else []), *(["--quiet"] if quiet else [])]
+    if domain:
+        args += ["--select", f"path:models/marts/{domain}"]
     code = run(settings, args, source=source)
     target = settings.dbt_dir / "target"
     result = BuildResult(source, ch.build_database(source), ch.marts_database(source), code, failures=failures(target))
     if result.ok:
-        result.published = publish(settings, source, mart_models(target))
+        result.published = publish(settings, source, mart_models(target, domain))
     return result

@@ -53,13 +53,16 @@ def failures(target_dir: Path) -> list[Failure]:
     ]
 
 
-def mart_models(target_dir: Path) -> list[str]:
-    """Names of the models in the project's marts folder (from dbt's manifest)."""
+def mart_models(target_dir: Path, domain: str | None = None) -> list[str]:
+    """Names of the models in the project's marts folder, or in one domain folder of it (from dbt's manifest)."""
     manifest = json.loads((target_dir / "manifest.json").read_text())
     return sorted(
         n["name"]
         for n in manifest["nodes"].values()
-        if n["resource_type"] == "model" and n["fqn"][1:2] == ["marts"] and n["config"]["materialized"] != "ephemeral"
+        if n["resource_type"] == "model"
+        and n["fqn"][1:2] == ["marts"]
+        and (domain is None or n["fqn"][2:3] == [domain])
+        and n["config"]["materialized"] != "ephemeral"
     )
 
 
