@@ -123,7 +123,8 @@ def dbt(settings: Settings, source: str, args: list[str]) -> int:
 
 
 def kpis(settings: Settings, source: str = DEMO_SOURCE):
-    """The KPI block of the last complete day, read from the published marts. Returns a Kpis (or None)."""
+    """The KPI block of the last complete day, read from the published marts. Returns a Kpis (its day is None
+    while no day is complete)."""
     from pulse.modeling.kpis import read
 
     return read(settings, source)
