@@ -10,6 +10,36 @@ from pathlib import Path
 from pulse.config import DEMO_SOURCE, Settings
 
 
+def start_services(settings: Settings, names: list[str] | None = None, echo=print) -> tuple[set[str], list]:
+    """Starts the named local services (all by default; "airflow" is its four components) in order.
+    Returns the names of the services asked for and every service's status after the start."""
+    from pulse.services import registry
+
+    registry.up(settings, names, echo=echo)
+    return {svc.name for svc in registry.pick(settings, names)}, registry.statuses(settings)
+
+
+def stop_services(settings: Settings, names: list[str] | None = None, echo=print) -> list[str]:
+    """Stops the named local services (all by default). Returns those still running."""
+    from pulse.services import registry
+
+    return registry.down(settings, names, echo=echo)
+
+
+def service_statuses(settings: Settings) -> list:
+    """Every service's state, endpoint, pid, detail and log (ServiceStatus)."""
+    from pulse.services import registry
+
+    return registry.statuses(settings)
+
+
+def prerequisites(settings: Settings) -> list:
+    """What a fresh machine may lack, each checked with its fix (pulse.doctor.Check)."""
+    from pulse.doctor import prerequisites as checks
+
+    return checks(settings)
+
+
 def raw_partition(settings: Settings, source: str, day: date) -> dict | None:
     """The committed RAW partition (its manifest) of ``source`` for ingest date ``day``, or None."""
     from pulse.common import s3 as s3util

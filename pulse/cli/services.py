@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from pulse import pipeline
 from pulse.config import Settings, ensure_secrets, settings
 
 if TYPE_CHECKING:
     from pulse.services.base import ServiceStatus
-
-# the service modules load their clients (boto3, confluent-kafka, …): imported when a command runs, so --help is quick
 
 
 def register(sub) -> None:
@@ -28,33 +27,28 @@ def register(sub) -> None:
 
 
 def run_services(args: argparse.Namespace) -> int:
-    from pulse.services import registry
-
     if args.action == "up":  # the explicit step that makes the installation's secrets, before the settings load
         ensure_secrets()
         settings.cache_clear()
     s = settings()
     if args.action == "down":  # success = everything asked for has stopped; status would call that "DOWN"
-        return 1 if registry.down(s, args.names) else 0
+        return 1 if pipeline.stop_services(s, args.names) else 0
     if args.action == "status":
         return run_status(args)
-    registry.up(s, args.names)
+    asked, rows = pipeline.start_services(s, args.names)
     # success = everything asked to start (all when no names) is up; the table also shows the others
-    asked = {svc.name for svc in registry.pick(s, args.names)}
-    return 0 if all(st.up for st in print_status(s) if st.name in asked) else 1
+    return 0 if all(st.up for st in print_status(s, rows) if st.name in asked) else 1
 
 
 def run_status(args: argparse.Namespace) -> int:
-    return 0 if all(st.up for st in print_status(settings())) else 1
+    s = settings()
+    return 0 if all(st.up for st in print_status(s, pipeline.service_statuses(s))) else 1
 
 
-def print_status(s: Settings) -> list[ServiceStatus]:
+def print_status(s: Settings, rows: list[ServiceStatus]) -> list[ServiceStatus]:
     """Prints every service's state, endpoint and log; returns the statuses."""
-    from pulse.services import registry
-
     print(f"PULSE_HOME={s.home}")
     print(f"{'service':<22}{'mode':<10}{'state':<7}{'pid':<9}{'endpoint':<45}detail / log")
-    rows = registry.statuses(s)
     for st in rows:
         mode = "local" if st.managed else "external"
         state = "up" if st.up else "DOWN"
@@ -66,15 +60,13 @@ def print_status(s: Settings) -> list[ServiceStatus]:
 
 def run_doctor(args: argparse.Namespace) -> int:
     """Service status plus the prerequisites a fresh machine may lack, each with its fix."""
-    from pulse.doctor import prerequisites
-
     s = settings()
-    checks = prerequisites(s)
+    checks = pipeline.prerequisites(s)
     print("Prerequisites")
     for c in checks:
         print(f"  [{'ok' if c.ok else '!!'}] {c.name:<32} {c.detail}")
     print()
-    status_ok = all(st.up for st in print_status(s))
+    status_ok = all(st.up for st in print_status(s, pipeline.service_statuses(s)))
     if not status_ok:
         print("\nsome services are down: `pulse services up` starts the local ones; logs are listed above")
     return 0 if status_ok and all(c.ok for c in checks if c.required) else 1
