@@ -64,7 +64,7 @@ def ensure_secrets() -> list[str]:
     for name, section in SECTIONS.items():
         for f in fields(hints[name]):
             key = f.metadata.get("key") or f.name
-            configured = os.environ.get(f"PULSE_{section.upper()}_{key.upper()}") or table.get(section, {}).get(key)
+            configured = _raw(section, key, table.get(section, {}))
             if f.metadata.get("secret") and not configured and not stored_secret(home, f"{section}_{key}"):
                 generated_secret(home, f"{section}_{key}")
                 created.append(f"{section}_{key}")
@@ -433,12 +433,17 @@ def _coerce(raw: Any, kind: Any) -> Any:
     return kind(raw) if kind in (int, float) else str(raw)
 
 
+def _raw(section: str, key: str, table: dict) -> Any:
+    """A setting as configured: the environment variable, else the key in its TOML section, else None."""
+    env = os.environ.get(f"PULSE_{section.upper()}_{key.upper()}")
+    return env if env is not None else table.get(key)
+
+
 def _section(cls: type, section: str, table: dict, home: Path) -> Any:
     values, hints = {}, get_type_hints(cls)
     for f in fields(cls):
         key = f.metadata.get("key") or f.name
-        env = os.environ.get(f"PULSE_{section.upper()}_{key.upper()}")
-        raw = env if env is not None else table.get(key)
+        raw = _raw(section, key, table)
         value = f.default if raw is None else _coerce(raw, hints[f.name])
         if f.metadata.get("secret") and not value:
             value = stored_secret(home, f"{section}_{key}")  # "" until ensure_secrets() made it
