@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import tomllib
+from collections.abc import Iterator
 from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -55,31 +56,44 @@ def stored_secret(home: Path, name: str) -> str:
         return ""
 
 
+def _key(f: Any) -> str:
+    """A field's name in the environment (PULSE_<SECTION>_<KEY>) and in pulse.toml."""
+    return f.metadata.get("key") or f.name
+
+
+def _secret_fields() -> Iterator[tuple[str, str, str, str]]:
+    """(Settings field, section, dataclass field, key) of every secret setting."""
+    hints = get_type_hints(Settings)
+    for name, section in SECTIONS.items():
+        for f in fields(hints[name]):
+            if f.metadata.get("secret"):
+                yield name, section, f.name, _key(f)
+
+
 def ensure_secrets() -> list[str]:
     """The installation's secrets: every credential the configuration does not set is generated once into
     ``$PULSE_HOME/secrets`` (0600). The explicit step before services start (``pulse services up``, the demo,
     the test and benchmark set-ups); returns the names it created. Load the settings after it."""
     table, created = _toml(), []
-    home, hints = _home(table), get_type_hints(Settings)
-    for name, section in SECTIONS.items():
-        for f in fields(hints[name]):
-            key = f.metadata.get("key") or f.name
-            configured = _raw(section, key, table.get(section, {}))
-            if f.metadata.get("secret") and not configured and not stored_secret(home, f"{section}_{key}"):
-                generated_secret(home, f"{section}_{key}")
-                created.append(f"{section}_{key}")
+    home = _home(table)
+    for _, section, _, key in _secret_fields():
+        stored = f"{section}_{key}"
+        if not _raw(section, key, table.get(section, {})) and not stored_secret(home, stored):
+            generated_secret(home, stored)
+            created.append(stored)
     return created
+
+
+def settings_with_secrets() -> Settings:
+    """ensure_secrets(), then the (cached) settings loaded afresh: for what starts services."""
+    ensure_secrets()
+    settings.cache_clear()
+    return settings()
 
 
 def missing_secrets(s: Settings) -> list[str]:
     """The secrets these settings lack (loaded before ensure_secrets() made them)."""
-    hints = get_type_hints(Settings)
-    return [
-        f"{section}_{f.metadata.get('key') or f.name}"
-        for name, section in SECTIONS.items()
-        for f in fields(hints[name])
-        if f.metadata.get("secret") and not getattr(getattr(s, name), f.name)
-    ]
+    return [f"{section}_{key}" for name, section, attr, key in _secret_fields() if not getattr(getattr(s, name), attr)]
 
 
 def generated_secret(home: Path, name: str) -> str:
@@ -442,7 +456,7 @@ def _raw(section: str, key: str, table: dict) -> Any:
 def _section(cls: type, section: str, table: dict, home: Path) -> Any:
     values, hints = {}, get_type_hints(cls)
     for f in fields(cls):
-        key = f.metadata.get("key") or f.name
+        key = _key(f)
         raw = _raw(section, key, table)
         value = f.default if raw is None else _coerce(raw, hints[f.name])
         if f.metadata.get("secret") and not value:
@@ -516,7 +530,7 @@ def markdown() -> str:
         cls = hints[name]
         lines += ["", f"## `[{section}]` — {cls.__doc__}", "", "| variable | default | what |", "|---|---|---|"]
         for f in fields(cls):
-            key = f.metadata.get("key") or f.name
+            key = _key(f)
             if f.metadata.get("secret"):
                 default = "*generated*"
             elif f.metadata.get("under_home"):

@@ -14,7 +14,7 @@ from pulse.cli.cleaning import print_quality
 from pulse.cli.data import add_generate_options, demo_source, generation, print_generated
 from pulse.cli.ml import report
 from pulse.cli.model import print_build
-from pulse.config import Settings, ensure_secrets, settings
+from pulse.config import Settings, settings_with_secrets
 
 STEPS = 9
 
@@ -70,9 +70,7 @@ def run_demo(args: argparse.Namespace) -> int:
     # Airflow's DAGs (and the BI refresh its ml_output asset sets off) follow the configured source;
     # a demo of another size brings its own source, unless one was configured
     os.environ.setdefault("PULSE_AIRFLOW_SOURCE", source)
-    ensure_secrets()  # before the settings load: the services need the installation's credentials
-    settings.cache_clear()
-    s = settings()
+    s = settings_with_secrets()  # the services need the installation's credentials
     dataset = Path(args.out) if args.out else pipeline.dataset_dir(s, source)
     from pulse.services import registry
 

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from pulse import pipeline
-from pulse.config import Settings, ensure_secrets, settings
+from pulse.config import Settings, settings, settings_with_secrets
 
 if TYPE_CHECKING:
     from pulse.services.base import ServiceStatus
@@ -27,10 +27,8 @@ def register(sub) -> None:
 
 
 def run_services(args: argparse.Namespace) -> int:
-    if args.action == "up":  # the explicit step that makes the installation's secrets, before the settings load
-        ensure_secrets()
-        settings.cache_clear()
-    s = settings()
+    # starting services is the step that makes the installation's secrets, before the settings load
+    s = settings_with_secrets() if args.action == "up" else settings()
     if args.action == "down":  # success = everything asked for has stopped; status would call that "DOWN"
         return 1 if pipeline.stop_services(s, args.names) else 0
     if args.action == "status":
