@@ -36,6 +36,10 @@ PUBLIC_COLUMNS = [
 ]
 RAW_COLUMNS = ["event_id", *PUBLIC_COLUMNS, "currency", "platform", "country", "app_version", "channel"]
 
+# epoch timestamps by their digits (a number of another length is no timestamp): seconds, milliseconds,
+# microseconds since 1970 — 9-10, 12-13, 15-16 digits cover 1973-2286 in each unit
+EPOCH_DIGITS = {1: (9, 10), 1_000: (12, 13), 1_000_000: (15, 16)}
+
 EVENT_TYPES = ("view", "click", "cart", "remove_from_cart", "purchase")
 # spellings seen in the wild that mean a known type
 EVENT_TYPE_SYNONYMS = {"add_to_cart": "cart", "page_view": "view", "order": "purchase", "remove": "remove_from_cart"}

@@ -26,8 +26,9 @@ def spark():
     from pulse.common.spark import session
 
     home = _temp_home("pulse-spark-")
-    os.environ["PULSE_HOME"] = str(home)
-    spark = session(load_settings(), "pulse-tests")
+    with pytest.MonkeyPatch.context() as mp:  # the session's own home, for its creation only: nothing else sees it
+        mp.setenv("PULSE_HOME", str(home))
+        spark = session(load_settings(), "pulse-tests")
     yield spark
     spark.stop()
     shutil.rmtree(home, ignore_errors=True)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -51,6 +52,7 @@ class GroundTruth:
     events_by_date: Counter = field(default_factory=Counter)
     dau_by_date: Counter = field(default_factory=Counter)
     raw_rows: int = 0
+    late_events: int = 0  # kept events that arrived on a later day than they happened (flagged is_late)
 
     def to_dict(self) -> dict:
         return {
@@ -63,6 +65,7 @@ class GroundTruth:
             "revenue_usd": str(self.revenue_usd),
             "events_by_date": dict(sorted(self.events_by_date.items())),
             "dau_by_date": dict(sorted(self.dau_by_date.items())),
+            "late_events": self.late_events,
         }
 
 
@@ -108,7 +111,9 @@ def render(chunk: dict[str, np.ndarray], start: date, rng: np.random.Generator, 
     for _ in range(budget["malformed_line"]):
         i = int(rng.integers(0, n))
         malformed.append((int(ingest_day[i]), _malformed_line(cols, i, rng)))
-    _count_truth(truth, chunk, cols, start, budget, np.nonzero(~corrupted)[0])
+    keep = np.nonzero(~corrupted)[0]
+    _count_truth(truth, chunk, cols, start, budget, keep)
+    truth.late_events += int((ingest_day[keep] > chunk["t_ms"][keep] // 86_400_000).sum())
     truth.raw_rows += n + len(extra) + len(malformed)
     return RawChunk(cols, ingest_day, order, malformed)
 
@@ -137,7 +142,7 @@ def _add_noise(cols: dict[str, np.ndarray], t_ms: np.ndarray, start: date, rng: 
     """Noise the cleaning job must keep and normalise: other time zones and formats, casing, whitespace."""
     n = len(t_ms)
     tz = np.nonzero(rng.random(n) < dp.tz_rate)[0]
-    for i, style in zip(tz.tolist(), rng.integers(0, 3, len(tz)).tolist(), strict=True):
+    for i, style in zip(tz.tolist(), rng.integers(0, 4, len(tz)).tolist(), strict=True):
         cols["event_time"][i] = _other_format(int(t_ms[i]), start, style, rng)
     for name, fn in (
         ("event_type", lambda s: f" {s.upper()} "),
@@ -202,16 +207,35 @@ def _count_truth(
     )
 
 
+DST_ZONES = ["Europe/Berlin", "America/New_York", "Australia/Sydney"]  # clocks change in Oct/Nov (Apr/Oct for Sydney)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+OFFSETS_MINUTES = [-480, -300, -210, 60, 120, 180, 300, 330, 345, 540]
+
+
 def _other_format(ms: int, start: date, style: int, rng: np.random.Generator) -> str:
     """The same instant written as a client in another zone, the public dataset, or an SDK would."""
     epoch_ms = int((np.datetime64(start.isoformat(), "ms") - np.datetime64("1970-01-01", "ms")).astype(int)) + ms
-    if style == 0:
-        hours = int(rng.choice([-8, -5, 1, 2, 3, 5, 9]))
-        local = np.datetime64(epoch_ms, "ms") + np.timedelta64(hours, "h")
-        return f"{np.datetime_as_string(local, unit='ms')}{'+' if hours >= 0 else '-'}{abs(hours):02d}:00"
+    if style == 0:  # whole-hour, half-hour (India, Newfoundland) and 45-minute (Nepal) offsets
+        minutes = int(rng.choice(OFFSETS_MINUTES))
+        local = np.datetime64(epoch_ms, "ms") + np.timedelta64(minutes, "m")
+        sign, m = "+" if minutes >= 0 else "-", abs(minutes)
+        return f"{np.datetime_as_string(local, unit='ms')}{sign}{m // 60:02d}:{m % 60:02d}"
     if style == 1:  # the public e-commerce dataset's format (whole seconds)
         return np.datetime_as_string(np.datetime64(epoch_ms, "ms"), unit="s").replace("T", " ") + " UTC"
-    return str(epoch_ms)  # mobile SDKs send epoch milliseconds
+    if style == 2:
+        return str(epoch_ms)  # mobile SDKs send epoch milliseconds
+    return _zone_local(epoch_ms, ZoneInfo(str(rng.choice(DST_ZONES))))
+
+
+def _zone_local(epoch_ms: int, zone: ZoneInfo) -> str:
+    """The instant as local time in a zone with daylight saving time ("… Europe/Berlin"): the offset
+    follows the day's rule. In the hour that repeats when clocks go back the local time is ambiguous,
+    so those instants are written with their offset (as a careful client would)."""
+    at = (EPOCH + timedelta(milliseconds=epoch_ms)).astimezone(zone)
+    wall = at.replace(tzinfo=None)
+    if wall.replace(tzinfo=zone, fold=0).utcoffset() != wall.replace(tzinfo=zone, fold=1).utcoffset():
+        return at.isoformat(timespec="milliseconds")
+    return f"{wall.isoformat(sep=' ', timespec='milliseconds')} {zone.key}"
 
 
 def _corrupt(cols: dict[str, np.ndarray], i: int, kind: str, rng: np.random.Generator, start: date, ingest_day: int) -> None:

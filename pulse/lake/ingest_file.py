@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pulse.common.progress import step
-from pulse.domain import PUBLIC_COLUMNS, RAW_COLUMNS
+from pulse.domain import EPOCH_DIGITS, PUBLIC_COLUMNS, RAW_COLUMNS
 from pulse.lake.layout import part_file, partition_dir
 
 
@@ -41,7 +41,7 @@ def _open(path: Path):
 
 
 _DATE_RE = re.compile(rb'^\s*"?(\d{4}-\d{2}-\d{2})')
-_EPOCH_MS_RE = re.compile(rb'^\s*"?(\d{12,13})"?\s*$')
+_EPOCH_RE = re.compile(rb'^\s*"?(\d{9,16})"?\s*$')
 
 
 def event_date(field: bytes) -> date | None:
@@ -51,8 +51,11 @@ def event_date(field: bytes) -> date | None:
             return date.fromisoformat(m.group(1).decode())
         except ValueError:
             return None
-    if m := _EPOCH_MS_RE.match(field):
-        return datetime.fromtimestamp(int(m.group(1)) / 1000, UTC).date()
+    if m := _EPOCH_RE.match(field):
+        digits = len(m.group(1))
+        for per_second, (lo, hi) in EPOCH_DIGITS.items():
+            if lo <= digits <= hi:
+                return datetime.fromtimestamp(int(m.group(1)) // per_second, UTC).date()
     return None
 
 

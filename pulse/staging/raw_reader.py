@@ -3,10 +3,11 @@
 Spark's CSV file source cannot say which line a record came from, so each file is read as text
 (one task per file: gzip is not splittable, and the planner is told never to pack two files in
 one task), numbered by its position in the task, and parsed with ``from_csv`` against the file's
-own header (files may order or omit columns; ``pulse ingest`` only renames them). A line whose
-field count does not match its header comes out with ``_malformed`` holding the text, for the
-quarantine. Before anything is parsed, every object is checked against its manifest (ETag = MD5,
-else a full sha256): RAW is immutable, and a changed object must stop the run, not slip into staging.
+own header (files may order or omit columns; ``pulse ingest`` only renames them). Lines are joined
+into records where a quoted field holds a line break (``records``). A record whose field count does
+not match its header comes out with ``_malformed`` holding the text, for the quarantine. Before
+anything is parsed, every object is checked against its manifest (ETag = MD5, else a full sha256):
+RAW is immutable, and a changed object must stop the run, not slip into staging.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import zlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pulse.common import s3 as s3util
@@ -48,7 +49,7 @@ def read_header(s3, bucket: str, key: str) -> list[str]:
     """The column names on the first line of one object, from its first bytes only."""
     body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_PROBE_BYTES - 1}")["Body"].read()
     text = zlib.decompressobj(wbits=31).decompress(body) if key.endswith(".gz") else body
-    first = text.decode("utf-8", errors="replace").splitlines()[:1]
+    first = text.decode("utf-8-sig", errors="replace").splitlines()[:1]  # -sig: a byte-order mark is no part of a name
     if not first:
         raise RawReadError(f"RAW object {key} has no header line")
     return [name.strip() for name in next(csv.reader(first))]
@@ -104,24 +105,38 @@ def one_file_per_task(spark: SparkSession, files: list[RawFile]) -> None:
     spark.conf.set("spark.sql.files.openCostInBytes", size)  # a file "costs" a whole task: none is packed with another
 
 
-def _parse(spark: SparkSession, cfg: S3Config, header: tuple[str, ...], files: list[RawFile]) -> DataFrame:
-    meta = spark.createDataFrame(
-        [(s3a_path(cfg, f.key), f.key, f.ingest_date, f.correction) for f in files],
-        "_path string, _file string, _ingest_date string, _correction boolean",
+def records(lines: DataFrame) -> DataFrame:
+    """Physical lines (value, _path, _row) -> CSV records (value, _path, _row of the first line).
+
+    A quoted field may hold line breaks, so a record is a run of lines inside which the double
+    quotes are unbalanced: a line continues a record while the quotes counted since the record
+    began are odd. Such lines are joined with "\n" (a CRLF inside a field becomes LF); every other
+    line is its own record. Blank lines between records carry nothing and are dropped."""
+    odd = ((F.length("value") - F.length(F.regexp_replace("value", '"', ""))) % 2).cast("int")
+    before = Window.partitionBy("_path").orderBy("_row").rowsBetween(Window.unboundedPreceding, -1)
+    upto = Window.partitionBy("_path").orderBy("_row").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    marked = lines.withColumn("_odd", odd).withColumn("_open", F.coalesce(F.sum("_odd").over(before), F.lit(0)) % 2 == 1)
+    marked = marked.withColumn("_start", F.last(F.when(~F.col("_open"), F.col("_row")), ignorenulls=True).over(upto))
+    single = marked.filter(~F.col("_open") & (F.col("_odd") == 0) & (F.col("value") != ""))
+    joined = (
+        marked.filter(F.col("_open") | (F.col("_odd") == 1))
+        .groupBy("_path", "_start")
+        .agg(F.array_sort(F.collect_list(F.struct("_row", "value"))).alias("_lines"))
+        .select(F.array_join(F.col("_lines.value"), "\n").alias("value"), "_path", F.col("_start").alias("_row"))
     )
-    # positions are only meaningful right after the scan, so they are taken in the first projection
-    lines = spark.read.text([s3a_path(cfg, f.key) for f in files]).select(
-        "value",
-        F.col("_metadata.file_path").alias("_path"),
-        (F.monotonically_increasing_id() - F.shiftleft(F.spark_partition_id().cast("long"), ROW_BITS) + 1).alias("_row"),
-    )
+    return single.select("value", "_path", "_row").unionByName(joined)
+
+
+def parse_records(recs: DataFrame, header: tuple[str, ...]) -> DataFrame:
+    """CSV records -> RAW_COLUMNS as text by the file's own header, plus ``_malformed`` (the record's
+    text when its field count does not match the header) and the columns ``recs`` carried along."""
     # names may repeat or be blank in a foreign header: parse by position under safe names
     fields = [f"_f{i}" for i in range(len(header))]
     schema = ", ".join(f"{name} string" for name in fields) + f", {CORRUPT} string"
     parsed = F.from_csv(
         F.col("value"),
         schema,
-        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "escape": '"'},
+        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "escape": '"', "multiLine": "true"},
     )
     position = {name: i for i, name in reversed(list(enumerate(header)))}  # the first of a repeated name wins
     malformed = F.col(f"_p.{CORRUPT}").isNotNull()
@@ -133,19 +148,23 @@ def _parse(spark: SparkSession, cfg: S3Config, header: tuple[str, ...], files: l
         else F.lit(None).cast("string").alias(c)
         for c in RAW_COLUMNS
     ]
-    return (
-        lines.filter((F.col("_row") > 1) & (F.col("value") != ""))  # the header; blank lines carry nothing
-        .join(F.broadcast(meta), "_path")
-        .withColumn("_p", parsed)
-        .select(
-            *columns,
-            "_ingest_date",
-            "_file",
-            F.when(malformed, F.col("value")).alias("_malformed"),
-            "_row",
-            "_correction",
-        )
+    rest = [c for c in recs.columns if c != "value"]
+    return recs.withColumn("_p", parsed).select(*columns, F.when(malformed, F.col("value")).alias("_malformed"), *rest)
+
+
+def _parse(spark: SparkSession, cfg: S3Config, header: tuple[str, ...], files: list[RawFile]) -> DataFrame:
+    meta = spark.createDataFrame(
+        [(s3a_path(cfg, f.key), f.key, f.ingest_date, f.correction) for f in files],
+        "_path string, _file string, _ingest_date string, _correction boolean",
     )
+    # positions are only meaningful right after the scan, so they are taken in the first projection
+    lines = spark.read.text([s3a_path(cfg, f.key) for f in files]).select(
+        "value",
+        F.col("_metadata.file_path").alias("_path"),
+        (F.monotonically_increasing_id() - F.shiftleft(F.spark_partition_id().cast("long"), ROW_BITS) + 1).alias("_row"),
+    )
+    recs = records(lines.filter(F.col("_row") > 1)).join(F.broadcast(meta), "_path")  # row 1: the header
+    return parse_records(recs, header).select(*RAW_COLUMNS, "_ingest_date", "_file", "_malformed", "_row", "_correction")
 
 
 def read(spark: SparkSession, cfg: S3Config, files: list[RawFile]) -> DataFrame:

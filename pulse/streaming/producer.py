@@ -150,8 +150,10 @@ class StreamProducer:
         kinds = list(DEFECTS)
         return kinds[int(self.rng.integers(0, len(kinds)))]
 
-    def _message(self, now_ms: int) -> tuple[bytes, bytes] | None:
-        """One message (key, value) and its effect on the ground truth; None when nothing is to be sent."""
+    def next_message(self, now_ms: int) -> tuple[bytes, bytes]:
+        """The next message (key, value) to send at ``now_ms``, counted in the ground truth (as sent, and
+        as the event or the rejection it will be)."""
+        self.truth.sent += 1
         defect = self._defect()
         if defect == "retry_duplicate":
             if not self.recent:
@@ -216,14 +218,13 @@ class StreamProducer:
                     if time.monotonic() - t0 >= p.duration:
                         budget = 0.0
                         break
-                key, value = self._message(now_ms)  # type: ignore[misc]
+                key, value = self.next_message(now_ms)
                 while True:
                     try:
                         self.producer.produce(self.topic, value=value, key=key, timestamp=now_ms)
                         break
                     except BufferError:  # the local queue is full (broker away): wait for room, keep order
                         self.producer.poll(0.1)
-                self.truth.sent += 1
             budget -= int(budget)
             self.producer.poll(0)
             if now - last_report >= 2:

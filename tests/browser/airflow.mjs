@@ -2,6 +2,7 @@
 // graph, wait until every task node is drawn, save a screenshot. Prints one JSON report on stdout.
 // Env: AIRFLOW_URL, AIRFLOW_USER, AIRFLOW_PASSWORD (never on the command line), DAG_ID, RUN_ID, OUT (PNG path).
 import { chromium } from 'playwright-core';
+import { waitStable } from './wait.mjs';
 
 const base = process.env.AIRFLOW_URL.replace(/\/$/, '');
 const dagId = process.env.DAG_ID || 'pulse_daily';
@@ -24,7 +25,9 @@ try {
   await page.getByRole('button', { name: /graph/i }).first().click();
   const nodes = page.locator('.react-flow__node');
   await nodes.first().waitFor({ timeout: 30000 });
-  await page.waitForTimeout(1500);
+  // the graph lays itself out and fills in task states: shoot once its nodes stop changing
+  await waitStable(async () => JSON.stringify(await nodes.evaluateAll((ns) => ns.map((n) => [n.innerText, n.style.transform]))),
+    'the graph to settle');
   report.nodes = await nodes.allInnerTexts();
   await page.screenshot({ path: process.env.OUT, fullPage: false });
   report.screenshot = process.env.OUT;

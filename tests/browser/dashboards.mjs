@@ -1,12 +1,13 @@
 // Opens every Pulse dashboard in Debian's chromium as a person would: log in through the form, wait
-// until every chart has rendered, fail on any chart error, apply the Platform filter and check that
-// the charts' data changed, save screenshots. Prints one JSON report on stdout.
+// until every chart has rendered, fail on any chart error, apply the Platform filter and report each
+// chart's data under it, save screenshots. Prints one JSON report on stdout.
 // Env: SUPERSET_URL, SUPERSET_USER, SUPERSET_PASSWORD (never on the command line), DASHBOARDS
 // (comma-separated slugs), FILTER_VALUE (a platform), OUT_DIR (screenshots), REPEATS (timing runs),
 // WATCH_REFRESH_S (stay that long on the page and count the chart-data requests its auto-refresh makes).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
+import { waitStable, waitUntil } from './wait.mjs';
 
 const base = process.env.SUPERSET_URL.replace(/\/$/, '');
 const slugs = (process.env.DASHBOARDS || 'product-analytics').split(',');
@@ -82,11 +83,7 @@ function chartDataLoaded() {  // distinct charts whose first data request of thi
 async function rendered(expectHolders, expectCharts) {
   // every chart's data has arrived, and every chart in the viewport is drawn (Superset draws charts
   // below the fold when they scroll into view: DASHBOARD_VIRTUALIZATION)
-  const deadline = Date.now() + 120000;
-  while (chartDataLoaded() < expectCharts) {
-    if (Date.now() > deadline) throw new Error(`only ${chartDataLoaded()} of ${expectCharts} charts got data`);
-    await page.waitForTimeout(25);
-  }
+  await waitUntil(() => chartDataLoaded() >= expectCharts, `data for all ${expectCharts} charts`, { timeout: 120000 });
   await page.waitForFunction((n) => {
     const holders = [...document.querySelectorAll('.dashboard-component-chart-holder')];
     if (holders.length < n) return false;
@@ -115,7 +112,8 @@ async function picture(file) {
   await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, height) });
   await page.waitForFunction(() => [...document.querySelectorAll('.dashboard-component-chart-holder')]
     .every(window.__pulseDrawn), null, { timeout: 60000, polling: 50 });
-  await page.waitForTimeout(1500);  // let ECharts finish its drawing animation before the picture
+  // ECharts animates its drawing: the picture is taken once every canvas looks the same twice in a row
+  await waitStable(() => page.$$eval('canvas', (cs) => cs.map((c) => c.toDataURL().length).join(',')), 'the charts to finish drawing');
   await page.screenshot({ path: path.join(outDir, file) });
   await page.setViewportSize(viewport);
 }
@@ -159,11 +157,19 @@ for (const slug of slugs) {
   await picture(`${slug}.png`);
   r.screenshot = path.join(outDir, `${slug}.png`);
   if (process.env.WATCH_REFRESH_S) {  // nobody touches the page: only the dashboard's own refresh can ask for data
+    // wait until every chart has asked again twice on its own, within WATCH_REFRESH_S
     responses = [];
-    await page.waitForTimeout(Number(process.env.WATCH_REFRESH_S) * 1000);
+    const t0 = Date.now();
+    const bySlice = () => {
+      const n = {};
+      for (const x of responses.filter((x) => x.sliceId)) n[x.sliceId] = (n[x.sliceId] || 0) + 1;
+      return n;
+    };
+    await waitUntil(() => Object.keys(bySlice()).length >= charts && Math.min(...Object.values(bySlice())) >= 2,
+      'every chart to refresh twice by itself', { timeout: Number(process.env.WATCH_REFRESH_S) * 1000, interval: 250 });
+    r.refresh_seconds = (Date.now() - t0) / 1000;
     r.refresh_requests = responses.filter((x) => x.sliceId).length;
-    r.refresh_by_slice = {};
-    for (const x of responses.filter((x) => x.sliceId)) r.refresh_by_slice[x.sliceId] = (r.refresh_by_slice[x.sliceId] || 0) + 1;
+    r.refresh_by_slice = bySlice();
     r.refresh_failed = responses.filter((x) => x.sliceId && x.status >= 400).length;
     r.refreshed_data = await dataBySlice();
   }
@@ -175,7 +181,6 @@ for (const slug of slugs) {
     await page.locator(`.ant-select-item-option[title="${filterValue}"]`).first().click();
     await page.keyboard.press('Escape');
     await page.click('[data-test="filter-bar__apply-button"]');
-    await page.waitForTimeout(500);
     const holders = await page.$$eval('.dashboard-component-chart-holder', (hs) => hs.length);
     await settle(holders, r.charts);
     await allDrawn();
@@ -187,6 +192,7 @@ for (const slug of slugs) {
       unchanged: Object.keys(after).filter((k) => after[k] === before[k]).map(Number),
       with_filter: responses.filter((x) => JSON.stringify(x.request?.queries?.[0]?.filters || []).includes(filterValue)).length,
       errors: await chartErrors(),
+      data: after,  // each chart's data under the filter: the test checks values, not only that they changed
     };
     await page.evaluate(() => window.scrollTo(0, 0));
     await picture(`${slug}-filtered.png`);

@@ -3,6 +3,7 @@ recomputed independently in pandas from the staging events."""
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from datetime import date, timedelta
 from decimal import Decimal
@@ -15,6 +16,7 @@ from pulse.common.clickhouse import client as ch_client
 from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
+from pulse.domain import RAW_COLUMNS
 from pulse.lake import raw
 from pulse.modeling import dbt_runner
 from pulse.services.clickhouse import ClickHouse
@@ -27,7 +29,9 @@ SOURCE = "marts"
 @pytest.fixture(scope="module")
 def marts(stack, spark, tmp_path_factory):
     out = tmp_path_factory.mktemp("marts") / SOURCE
-    generate_dataset(out, GenParams(n_events=20_000, days=75, end_date=date(2026, 10, 31), seed=5), DirtParams(rate=0.02))
+    TRUTH.update(
+        generate_dataset(out, GenParams(n_events=20_000, days=75, end_date=date(2026, 10, 31), seed=5), DirtParams(rate=0.02))
+    )
     raw.upload_dataset(stack.s3, out, SOURCE)
     job.run(stack, SOURCE, spark=spark)
     ClickHouse(stack).start()
@@ -37,12 +41,25 @@ def marts(stack, spark, tmp_path_factory):
     return stack, ch, staging_events(stack, SOURCE)
 
 
+TRUTH: dict = {}  # the generator's ground truth of the module's dataset
+COLUMNS = ["event_date", "user_id", "event_type", "price_usd", "event_time", "platform", "country", "channel"]
+
+
 def staging_events(stack, source: str) -> pd.DataFrame:
     with pg.connect(stack.postgres) as conn:
-        rows = conn.execute(
-            "select event_date, user_id, event_type, price_usd, event_time from staging.events where source = %s", (source,)
-        ).fetchall()
-    return pd.DataFrame(rows, columns=["event_date", "user_id", "event_type", "price_usd", "event_time"])
+        rows = conn.execute(f"select {', '.join(COLUMNS)} from staging.events where source = %s", (source,)).fetchall()
+    events = pd.DataFrame(rows, columns=COLUMNS)
+    events[["platform", "country", "channel"]] = events[["platform", "country", "channel"]].fillna("unknown")
+    return events
+
+
+def user_segments(events: pd.DataFrame) -> pd.DataFrame:
+    """Each user's segment, from the events alone: the platform, country and channel of their first event."""
+    first = events.sort_values(["event_time"], kind="stable").groupby("user_id").head(1)
+    ties = events.merge(first[["user_id", "event_time"]], on=["user_id", "event_time"])
+    assert not ties.groupby("user_id")[["platform", "country", "channel"]].nunique().gt(1).any().any(), "first event ambiguous"
+    seg = first.set_index("user_id")[["platform", "country", "channel"]]
+    return seg.rename(columns={"channel": "acquisition_channel"})
 
 
 def complete_through(stack, source: str) -> date:
@@ -191,17 +208,8 @@ def test_ordered_funnel_matches_an_independent_computation(marts):
 
 
 def test_segments_daily_matches_an_independent_computation(marts):
-    stack, ch, events = marts
-    with pg.connect(stack.postgres) as conn:
-        users = pd.DataFrame(
-            conn.execute(
-                "select user_id, coalesce(first_platform, 'unknown'), coalesce(country, 'unknown'), "
-                "coalesce(acquisition_channel, 'unknown') from staging.users where source = %s",
-                (SOURCE,),
-            ).fetchall(),
-            columns=["user_id", "platform", "country", "acquisition_channel"],
-        )
-    ev = events.merge(users, on="user_id")
+    _, ch, events = marts
+    ev = events[["event_date", "user_id", "event_type", "price_usd"]].join(user_segments(events), on="user_id")
     ev["revenue"] = [p if t == "purchase" else Decimal(0) for p, t in zip(ev.price_usd, ev.event_type, strict=True)]
     per_user_day = ev.groupby(["event_date", "platform", "country", "acquisition_channel", "user_id"]).revenue.agg(
         ["sum", lambda r, ev=ev: (ev.loc[r.index, "event_type"] == "purchase").any()]
@@ -249,24 +257,6 @@ def test_retention_curve_matches_an_independent_computation(marts):
         assert row.retention_rate == pytest.approx(retained / len(eligible), rel=1e-12)
 
 
-def _add_staging_purchase(stack, source: str, day: date, event_id: str, amount: str = "10.00") -> None:
-    """A late purchase lands in staging (as a cleaning load would put it) for a day that already has events."""
-    with pg.connect(stack.postgres) as conn:
-        conn.execute(
-            "insert into staging.events select source, %s, event_time, event_date, event_hour, 'purchase', "
-            "user_id, session_id, product_id, category_id, category_code, brand, %s, 'USD', %s, platform, country, "
-            "app_version, channel, ingest_date + 10, true, run_id from staging.events "
-            "where source = %s and event_date = %s limit 1",
-            (event_id, amount, amount, source, day),
-        )
-        conn.execute(
-            "insert into staging.daily_revenue values (%s, %s, 1, %s, 1, %s) on conflict (source, event_date) do update "
-            "set revenue_usd = staging.daily_revenue.revenue_usd + excluded.revenue_usd, "
-            "purchases = staging.daily_revenue.purchases + 1",
-            (source, day, amount, amount),
-        )
-
-
 FULL_ACTIVITY = (
     "SELECT event_date AS activity_date, user_id, count() AS events, uniqExact(session_id) AS sessions, "
     "countIf(event_type = 'view') AS views, countIf(event_type = 'cart') AS carts, "
@@ -287,16 +277,166 @@ def _activity_equals_full_recomputation(stack, source: str) -> None:
     assert (only_incremental, only_full) == (0, 0)
 
 
-def test_incremental_build_takes_an_event_ten_days_late(marts):
-    stack, ch, events = marts
-    late_day = events["event_date"].max() - timedelta(days=10)
-    [(before,)] = ch.query(f"SELECT revenue_usd FROM revenue_daily WHERE revenue_date = '{late_day}'").result_rows
-    _add_staging_purchase(stack, SOURCE, late_day, "late-by-ten-days")
-    result = dbt_runner.build(stack, SOURCE)  # incremental: only the changed day is rebuilt
+def test_an_event_ten_days_late_goes_through_stage_1_into_its_day(stack, spark, tmp_path):
+    """A purchase that arrives ten days after it happened, in a RAW partition of a later day, is cleaned by
+    stage 1 and lands in its own day's marts on the next (incremental) build: this source's own data."""
+    source = "marts_late"
+    out = tmp_path / source
+    generate_dataset(out, GenParams(n_events=4_000, days=30, end_date=date(2026, 10, 31), seed=13), DirtParams(rate=0.0))
+    raw.upload_dataset(stack.s3, out, source)
+    job.run(stack, source, spark=spark)
+    assert dbt_runner.build(stack, source).ok
+    events = staging_events(stack, source)
+    late_day = events.event_date.max() - timedelta(days=10)
+    user = int(events[events.event_date == late_day].user_id.min())  # active that day already: DAU stays
+    record = dict(zip(RAW_COLUMNS, [""] * len(RAW_COLUMNS), strict=True)) | {
+        "event_id": "late-by-ten-days", "event_time": f"{late_day}T12:00:00Z", "event_type": "purchase",
+        "price": "10.00", "currency": "USD", "user_id": str(user), "user_session": "late-session",
+    }  # fmt: skip
+    newest = max(date.fromisoformat(p.name.removeprefix("ingest_date=")) for p in out.glob("ingest_date=*"))
+    arrival = tmp_path / "arrival" / f"ingest_date={newest + timedelta(days=1)}"  # a new day of RAW
+    arrival.mkdir(parents=True)
+    body = ",".join(RAW_COLUMNS) + "\n" + ",".join(record[c] for c in RAW_COLUMNS) + "\n"
+    (arrival / "part-00000.csv.gz").write_bytes(gzip.compress(body.encode()))
+    raw.upload_dataset(stack.s3, arrival.parent, source)
+    assert job.run(stack, source, spark=spark)["rows_out"] == len(events) + 1
+    result = dbt_runner.build(stack, source)  # incremental: only the changed day is rebuilt
     assert result.ok, result.failures
-    [(after,)] = ch.query(f"SELECT revenue_usd FROM revenue_daily WHERE revenue_date = '{late_day}'").result_rows
-    assert Decimal(str(after)) == Decimal(str(before)) + 10
-    _activity_equals_full_recomputation(stack, SOURCE)
+    ch = ch_client(stack.clickhouse, database=stack.clickhouse.marts_database(source))
+    after = staging_events(stack, source)
+    buys = after[(after.event_type == "purchase") & (after.event_date == late_day)]
+    before = events[(events.event_type == "purchase") & (events.event_date == late_day)]
+    assert buys.price_usd.sum() == before.price_usd.sum() + 10
+    got = ch.query(f"SELECT revenue_usd, purchases, dau FROM revenue_daily WHERE revenue_date = '{late_day}'").result_rows
+    assert got == [(buys.price_usd.sum(), len(buys), after[after.event_date == late_day].user_id.nunique())]
+    _activity_equals_full_recomputation(stack, source)
+
+
+SEGMENT = ["platform", "country", "acquisition_channel"]
+
+
+def segment_activity(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per user and active day, with the user's segment and that day's purchase revenue."""
+    ev = events.assign(
+        revenue=[p if t == "purchase" else Decimal(0) for p, t in zip(events.price_usd, events.event_type, strict=True)]
+    )
+    days = ev.groupby(["user_id", "event_date"], as_index=False).revenue.sum()
+    return days.join(user_segments(events), on="user_id")
+
+
+def test_daily_metrics_by_segment_match_an_independent_computation(marts):
+    stack, ch, events = marts
+    act = segment_activity(events)
+    first, last = act.event_date.min(), act.event_date.max()
+    expected = {}
+    for d in (first + timedelta(days=i) for i in range((last - first).days + 1)):
+        for n, name in ((1, "dau"), (7, "wau"), (30, "mau")):
+            window = act[(act.event_date > d - timedelta(days=n)) & (act.event_date <= d)]
+            for seg, users in window.groupby(SEGMENT).user_id.nunique().items():
+                expected.setdefault((d, *seg), {"dau": 0, "wau": 0, "mau": 0})[name] = users
+    watermark = complete_through(stack, SOURCE)
+    got = ch.query(f"SELECT metric_date, {', '.join(SEGMENT)}, dau, wau, mau, is_complete FROM user_daily_metrics_by_segment")
+    rows = {r[:4]: r[4:] for r in got.result_rows}
+    assert rows.keys() == expected.keys()
+    for key, (dau, wau, mau, complete) in rows.items():
+        assert (dau, wau, mau) == (expected[key]["dau"], expected[key]["wau"], expected[key]["mau"]), key
+        assert complete == (key[0] <= watermark)
+
+
+def test_retention_curve_by_segment_matches_an_independent_computation(marts):
+    stack, ch, events = marts
+    act = segment_activity(events)
+    cohort = act.groupby("user_id").event_date.min().rename("cohort_date")
+    act = act.join(cohort, on="user_id")
+    act["day_n"] = [(d - c).days for d, c in zip(act.event_date, act.cohort_date, strict=True)]
+    sizes = act.drop_duplicates("user_id").groupby(["cohort_date", *SEGMENT]).size()
+    retained = act[act.day_n <= 30].groupby(["cohort_date", *SEGMENT, "day_n"]).user_id.nunique()
+    watermark = complete_through(stack, SOURCE)
+    got = ch.query(
+        f"SELECT cohort_date, {', '.join(SEGMENT)}, day_n, cohort_users, retained_users, is_observable "
+        "FROM retention_curve_by_segment"
+    ).result_rows
+    assert len(got) == len(sizes) * 31
+    for cohort_date, *seg, n, users, kept, observable in got:
+        key = (cohort_date, *seg)
+        assert users == sizes[key] and (kept or 0) == retained.get((*key, n), 0), (key, n)
+        assert observable == (cohort_date + timedelta(days=n) <= watermark)
+
+
+def test_monthly_cohorts_by_segment_match_an_independent_computation(marts):
+    _, ch, events = marts
+    act = segment_activity(events)
+    act["month"] = act.event_date.map(lambda d: d.replace(day=1))
+    act = act.join(act.groupby("user_id").month.min().rename("cohort_month"), on="user_id")
+    act["since"] = [(m.year - c.year) * 12 + m.month - c.month for m, c in zip(act.month, act.cohort_month, strict=True)]
+    sizes = act.drop_duplicates("user_id").groupby(["cohort_month", *SEGMENT]).size()
+    monthly = act.groupby(["cohort_month", *SEGMENT, "since"]).agg(active=("user_id", "nunique"), revenue=("revenue", "sum"))
+    last = act.month.max()
+    got = ch.query(
+        f"SELECT cohort_month, {', '.join(SEGMENT)}, months_since_first, cohort_size, active_users, revenue_usd, "
+        "cumulative_revenue_usd FROM cohorts_monthly_by_segment ORDER BY cohort_month, platform, country, "
+        "acquisition_channel, months_since_first"
+    ).result_rows
+    expected_rows = sum((last.year - c[0].year) * 12 + last.month - c[0].month + 1 for c in sizes.index)
+    assert len(got) == expected_rows
+    cumulative: dict = {}
+    for month, *seg, since, size, active, revenue, running in got:
+        key = (month, *seg)
+        exp = monthly.loc[(*key, since)] if (*key, since) in monthly.index else None
+        want_active, want_revenue = (0, Decimal(0)) if exp is None else (exp.active, exp.revenue)
+        cumulative[key] = cumulative.get(key, Decimal(0)) + want_revenue
+        assert (size, active or 0, revenue or Decimal(0), running) == (sizes[key], want_active, want_revenue, cumulative[key])
+
+
+def test_events_daily_matches_an_independent_computation(marts):
+    _, ch, events = marts
+    expected = events.groupby(["event_date", "event_type"]).agg(events=("user_id", "size"), users=("user_id", "nunique"))
+    got = ch.query("SELECT event_date, event_type, events, users FROM events_daily").result_rows
+    assert {(d, t): (e, u) for d, t, e, u in got} == {k: (int(r.events), int(r.users)) for k, r in expected.iterrows()}
+    assert sum(e for *_, e, _ in got) == TRUTH["clean_events"]  # and against the generator
+
+
+def test_every_kpi_of_the_kpi_block_matches(marts):
+    stack, ch, events = marts
+    day = min(events.event_date.max(), complete_through(stack, SOURCE))
+    activity = events[["event_date", "user_id"]].drop_duplicates()
+    dau, wau, mau = (users_in_window(activity, day, n) for n in (1, 7, 30))
+    buys = events[(events.event_type == "purchase") & (events.event_date == day)]
+    revenue = sum(buys.price_usd, Decimal(0))
+    week_ago = users_in_window(activity, day - timedelta(days=7), 1)
+    first = activity.groupby("user_id").event_date.min()
+    d1 = []
+    for cohort, users in first.groupby(first):  # cohorts whose day 1 is complete
+        if cohort + timedelta(days=1) <= complete_through(stack, SOURCE):
+            next_day = activity[(activity.event_date == cohort + timedelta(days=1)) & activity.user_id.isin(users.index)]
+            d1.append(next_day.user_id.nunique() / len(users))
+    [row] = ch.query("SELECT * FROM kpi_latest").named_results()
+    assert (row["metric_date"], row["dau"], row["wau"], row["mau"]) == (day, dau, wau, mau)
+    assert Decimal(str(row["revenue_usd"])) == revenue
+    assert row["stickiness"] == pytest.approx(dau / mau, rel=1e-12)
+    assert row["arpu_usd"] == pytest.approx(float(revenue) / dau, rel=1e-12)
+    assert row["arppu_usd"] == pytest.approx(float(revenue) / buys.user_id.nunique(), rel=1e-12)
+    assert row["dau_change_wow"] == pytest.approx(dau / week_ago - 1, rel=1e-12)
+    assert row["avg_d1_retention"] == pytest.approx(sum(d1) / len(d1), rel=1e-12)
+
+
+def test_data_quality_marts_match_the_generators_truth(marts):
+    stack, ch, _ = marts
+    with pg.connect(stack.postgres) as conn:
+        [(run_id, started, finished)] = conn.execute(
+            "select run_id, started_at, finished_at from staging.load_runs where source = %s", (SOURCE,)
+        ).fetchall()
+    [run] = ch.query("SELECT * FROM dq_load_runs").named_results()  # the module's dataset had one load
+    quarantined = TRUTH["quarantined_total"]
+    assert (run["run_id"], run["status"], run["has_error"]) == (run_id, "succeeded", False)
+    assert (run["rows_in"], run["rows_kept"], run["rows_quarantined"]) == (TRUTH["raw_rows"], TRUTH["clean_events"], quarantined)
+    assert run["quarantine_share"] == pytest.approx(quarantined / TRUTH["raw_rows"], rel=1e-12)
+    # whole seconds: ClickHouse's PostgreSQL engine reads timestamptz to the second
+    assert run["seconds"] == (finished.replace(microsecond=0) - started.replace(microsecond=0)).total_seconds()
+    assert run["complete_through"] == complete_through(stack, SOURCE)
+    rules = ch.query("SELECT run_id, rule, rows_quarantined FROM dq_quarantine_rules").result_rows
+    assert {r: n for rid, r, n in rules if rid == run_id} == {r: n for r, n in TRUTH["quarantined"].items() if n}
+    assert {rid for rid, _, _ in rules} == {run_id}
 
 
 def test_a_failed_test_publishes_nothing(marts):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 from datetime import date
@@ -73,18 +74,20 @@ def test_revenue_and_daily_aggregates_match_ground_truth(loaded):
 
 def test_quarantine_keeps_raw_record_and_audit_is_complete(loaded):
     settings, truth, _, summary = loaded
-    [(raw_record,)] = q(settings, "select raw_record from staging.quarantine where rule = 'malformed_line' limit 1")
-    assert "line" in raw_record
-    [(raw_record,)] = q(settings, "select raw_record from staging.quarantine where rule = 'invalid_price' limit 1")
-    assert set(raw_record) >= {"event_id", "price", "event_time"}
+    rows = "select raw_record from staging.quarantine where source = %s and rule = %s"
+    malformed = [r for (r,) in q(settings, rows, SOURCE, "malformed_line")]
+    assert len(malformed) == truth["quarantined"]["malformed_line"] and all(set(r) == {"line"} and r["line"] for r in malformed)
+    priced = [r for (r,) in q(settings, rows, SOURCE, "invalid_price")]
+    assert len(priced) == truth["quarantined"]["invalid_price"]
+    assert all(set(r) >= {"event_id", "price", "event_time"} for r in priced)
     [(status, rows_in, rows_out, quarantined)] = q(
         settings, "select status, rows_in, rows_out, rows_quarantined from staging.load_runs where run_id = %s", summary["run_id"]
     )
     assert (status, rows_in, rows_out + quarantined) == ("succeeded", truth["raw_rows"], truth["raw_rows"])
     rules = dict(q(settings, "select rule, rows from staging.load_run_rules where run_id = %s", summary["run_id"]))
     assert rules == summary["quarantined"]
-    [(late,)] = q(settings, "select count(*) from staging.events where is_late")
-    assert late > 0  # late arrivals are kept, flagged
+    [(late,)] = q(settings, "select count(*) from staging.events where source = %s and is_late", SOURCE)
+    assert late == truth["late_events"] > 0  # late arrivals are kept, flagged
 
 
 def test_rerun_is_idempotent(loaded, spark):
@@ -104,14 +107,17 @@ def test_failed_swap_leaves_previous_load_readable(loaded, spark, monkeypatch):
 
     def broken_swap(conn, tables, run_id, source):
         conn.execute("delete from staging.events where source = %s", (source,))
-        raise RuntimeError("disk full (simulated)")
+        raise OSError(errno.ENOSPC, "No space left on device (simulated)")
 
     monkeypatch.setattr(load, "swap_in", broken_swap)
-    with pytest.raises(RuntimeError, match="simulated"):
+    with pytest.raises(OSError, match="simulated") as err:
         job.run(settings, SOURCE, spark=spark)
+    assert err.value.errno == errno.ENOSPC
     [(n,)] = q(settings, "select count(*) from staging.events where source = %s", SOURCE)
     assert n == truth["clean_events"]
-    [(status, error)] = q(settings, "select status, error from staging.load_runs order by started_at desc limit 1")
+    [(status, error)] = q(
+        settings, "select status, error from staging.load_runs where source = %s order by started_at desc limit 1", SOURCE
+    )
     assert status == "failed" and "simulated" in error
 
 
@@ -145,7 +151,7 @@ def test_bad_credentials_are_refused(stack):
         pg.connect(stack.postgres, password="wrong")
 
 
-def test_users_own_file_goes_through_the_same_pipeline(stack, spark, tmp_path):
+def test_users_own_file_goes_through_the_same_pipeline(loaded, stack, spark, tmp_path):
     src = tmp_path / "2019-Oct-sample.csv"
     src.write_text(
         "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
@@ -165,7 +171,7 @@ def test_users_own_file_goes_through_the_same_pipeline(stack, spark, tmp_path):
     [(rev,)] = q(stack, "select revenue_usd from staging.daily_revenue where source = 'kaggle'")
     assert rev == Decimal("33.20")
     # other sources were not touched by this load
-    assert q(stack, "select count(*) > 0 from staging.events where source = %s", SOURCE) == [(True,)]
+    assert q(stack, "select count(*) from staging.events where source = %s", SOURCE) == [(loaded[1]["clean_events"],)]
 
 
 def test_status_reports_services_and_s3_data_survives_restart(stack):
@@ -189,3 +195,23 @@ def test_a_second_run_of_the_same_source_is_refused_while_one_runs(loaded):
         other.execute("select pg_advisory_lock(hashtext('pulse-clean:' || %s))", (SOURCE,))  # as a running job holds it
         with pytest.raises(job.LoadCheckError, match="in progress"):
             job.run(settings, SOURCE)
+
+
+def test_the_demo_loads_the_dataset_it_generated(stack, spark, tmp_path):
+    """The demo's steps 2-5 (generate, upload, clean, model) on real services: what reaches RAW and
+    staging is the dataset the demo generated, under the demo's own source name."""
+    from pulse.cli import build_parser, demo
+    from pulse.services.clickhouse import ClickHouse
+
+    ClickHouse(stack).start()
+    out = tmp_path / "my-demo"
+    args = build_parser().parse_args(["demo", "--events", "2000", "--days", "10", "--out", str(out)])
+    source = demo.demo_source(args)
+    assert source.startswith("demo_2000_") and source != SOURCE
+    assert demo.load(stack, source, out, args)
+    truth = json.loads((out / "ground_truth.json").read_text())
+    s3 = s3util.client(stack.s3)
+    dates = sorted({f.ingest_date for f in raw.list_committed(stack.s3, source)})
+    assert dates == sorted(p.name.removeprefix("ingest_date=") for p in out.glob("ingest_date=*"))
+    assert sum(raw.read_manifest(s3, stack.s3, source, d)["rows"] for d in dates) == truth["raw_rows"]
+    assert q(stack, "select count(*) from staging.events where source = %s", source) == [(truth["clean_events"],)]

@@ -8,18 +8,21 @@ the batch path (RAW -> Spark -> staging -> dbt marts) and ``reconcile`` finds no
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import random
 import signal
 import threading
-import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from pulse import pipeline
 from pulse.bi import assets
 from pulse.bi.client import SupersetClient
+from pulse.common.clickhouse import client as ch_client
+from pulse.common.waiting import wait_until
 from pulse.lake import raw
 from pulse.services.clickhouse import ClickHouse
 from pulse.services.kafka import Kafka
@@ -33,15 +36,6 @@ from .browser import dashboards_report
 
 pytestmark = pytest.mark.integration
 SOURCE = "streamrc"
-
-
-def wait_until(check, timeout: float, what: str, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def figures(settings, day: str | None = None) -> dict:
@@ -94,7 +88,6 @@ def streamed(live, tmp_path_factory):
         target=lambda: results.update(truth=pipeline.produce_stream(live, params, echo=lambda _m: None).truth)
     )
     producer.start()
-    time.sleep(12)
     # kill only once the job has committed a batch with messages (its first one can take longer on a busy
     # machine), and while the producer is still sending: the kill must interrupt a query mid-stream.
     # Committed = a later batch exists: Spark writes batch N's commit log before it plans N+1, and a batch
@@ -102,13 +95,20 @@ def streamed(live, tmp_path_factory):
     ledger = (
         "SELECT countIf(messages > 0 AND batch_id < (SELECT max(batch_id) FROM realtime_batches)) FROM realtime_batches FINAL"
     )
-    wait_until(lambda: tables.client(live).query(ledger).result_rows[0][0] > 0, 60, "a committed batch with messages", 0.5)
+    wait_until(
+        lambda: tables.client(live).query(ledger).result_rows[0][0] > 0, what="a committed batch with messages", timeout=60
+    )
     assert producer.is_alive(), "the producer finished before the job wrote anything: nothing left to interrupt"
     KILLED_AT.append(datetime.now(UTC))
     os.killpg(job.pid(), signal.SIGKILL)  # no clean shutdown: a batch may be half written
-    wait_until(lambda: job.pid() is None, 10, "the killed job to be gone", 0.2)
+    wait_until(lambda: job.pid() is None, what="the killed job to be gone", timeout=10)
     job.start()
-    time.sleep(5)
+    after_kill = "SELECT countIf(messages > 0 AND started_at > {k:DateTime64(3)}) FROM realtime_batches FINAL"
+    wait_until(
+        lambda: tables.client(live).query(after_kill, parameters={"k": KILLED_AT[0].replace(tzinfo=None)}).result_rows[0][0],
+        what="the restarted job to write a batch with messages",
+        timeout=120,
+    )
     broker = Kafka(live)
     broker.stop()  # the idempotent producer buffers and retries; the job's Kafka source waits
     broker.start()
@@ -117,9 +117,8 @@ def streamed(live, tmp_path_factory):
     assert truth["delivery_errors"] == 0
     wait_until(
         lambda: (f := figures(live))["events"] == truth["events"] and sum(f["bad"].values()) == sum(truth["bad"].values()),
-        180,
-        "the stream to catch up with what was sent",
-        2,
+        what="the stream to catch up with what was sent",
+        timeout=180,
     )
     return truth, raw_dir
 
@@ -171,12 +170,23 @@ def test_status_shows_the_query_progress(streamed, live):
     assert "processed" in detail and "behind" in detail
     # caught up = "behind 0": a batch's progress may lack the Kafka lag ("behind ?", seen for the last
     # batch after the kill's replay); the idle event, 10 s after the last batch with data, says 0
-    wait_until(lambda: "behind 0 msgs" in StreamJob(live).healthy()[1], 30, "the status to say the job is caught up")
+    wait_until(lambda: "behind 0 msgs" in StreamJob(live).healthy()[1], what="the status to say the job is caught up", timeout=30)
+
+
+def own_realtime_database(settings, name: str):
+    """Settings whose realtime tables live in a database of their own (dropped first): a test that
+    writes through the sink never touches the tables the streamed scenario counts."""
+    mine = dataclasses.replace(settings, clickhouse=dataclasses.replace(settings.clickhouse, database=f"pulse_{name}"))
+    ch_client(settings.clickhouse).command(f"CREATE DATABASE IF NOT EXISTS pulse_{name}")  # the clients' default database
+    tables.reset(mine)
+    tables.ensure(mine)
+    return mine
 
 
 def test_a_replayed_batch_changes_nothing(live, spark):
     """The sink called twice with the same batch (what Spark does after a crash between writing and
     committing), and once more under another query id (no dedup token can match): same figures."""
+    live = own_realtime_database(live, "replay")
     day = "2026-01-02"
     t0 = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
 
@@ -205,6 +215,36 @@ def test_a_replayed_batch_changes_nothing(live, spark):
         .result_rows
     )
     assert quarantined == [("duplicate_event_id", 1), ("malformed_line", 1)]
+
+
+def test_dau_yesterday_at_this_time_counts_who_was_seen_by_now_a_day_ago(live, spark):
+    """The realtime "yesterday at this time" figure against the users the test itself sent: a user
+    counts when their first event yesterday was at or before now minus one day."""
+    live = own_realtime_database(live, "yesterday")
+    now = datetime.now(UTC)
+    day_ago = now - timedelta(days=1)
+    start = datetime.combine(day_ago.date(), datetime.min.time(), UTC)
+    rng = random.Random(7)
+    sent = []  # (event_id, event time, user): times near the moving boundary (±5 min) left out
+    for user in range(300):
+        for k in range(rng.randint(1, 3)):
+            at = start + timedelta(seconds=rng.randrange(86_400))
+            if abs((at - day_ago).total_seconds()) > 300:
+                sent.append((f"y{user}-{k}", at, user))
+    body = [
+        {"event_id": e, "event_time": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "user_id": u, "event_type": "view"} for e, at, u in sent
+    ]
+    # each message produced a second after its event, as yesterday's stream did (else: too_late)
+    produced = [at + timedelta(seconds=1) for _, at, _ in sent]
+    rows = [(json.dumps(b).encode(), "t", 0, i, p) for i, (b, p) in enumerate(zip(body, produced, strict=True))]
+    frame = spark.createDataFrame(rows, "value binary, topic string, partition int, offset long, timestamp timestamp")
+    RealtimeSink(live, query_id="yesterday-test")(frame, 1)
+    first_seen: dict[int, datetime] = {}
+    for _, at, user in sent:
+        first_seen[user] = min(at, first_seen.get(user, at))
+    expected = sum(at <= day_ago for at in first_seen.values())
+    [(got,)] = tables.client(live).query("SELECT dau_yesterday_same_time FROM realtime_dau_now").result_rows
+    assert got == expected and 0 < expected < len(first_seen), (got, expected, len(first_seen))
 
 
 def test_the_batch_path_gives_the_same_dau_and_events_per_type(streamed, live, spark):
@@ -241,7 +281,9 @@ def test_the_realtime_dashboard_shows_the_stream_and_refreshes_itself(streamed, 
     [(bad,)] = ch.query(f"SELECT sum(messages) FROM realtime_quarantine_per_minute WHERE {last_hour}").result_rows
     assert sum(r["messages"] for r in data("rt_quarantine_per_minute")) == bad > 0
     [(today, yesterday)] = ch.query("SELECT dau_today, dau_yesterday_same_time FROM realtime_dau_now").result_rows
-    assert data("rt_dau_today")[0]["dau_today"] == today == streamed[0]["dau"].get(datetime.now(UTC).date().isoformat(), today)
+    today_key = datetime.now(UTC).date().isoformat()
+    assert today_key in streamed[0]["dau"], sorted(streamed[0]["dau"])  # the producer sent events today
+    assert data("rt_dau_today")[0]["dau_today"] == today == streamed[0]["dau"][today_key]
     assert data("rt_dau_yesterday")[0]["dau_yesterday_same_time"] == yesterday
     report = dashboards_report(superset, "realtime", timeout=300, WATCH_REFRESH_S="35")["realtime"]
     assert report["errors"] == [] and report["failed_requests"] == [] and report["charts"] == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from datetime import date
 
 import pytest
@@ -106,8 +107,13 @@ def test_generate_never_deletes_a_directory_it_did_not_make(tmp_path):
         generate_dataset(precious, params)
     assert (precious / "holiday.jpg").exists()
     ours = tmp_path / "ds"
-    generate_dataset(ours, params)
-    generate_dataset(ours, params)  # its own output it may replace
+    first = generate_dataset(ours, params)
+    (ours / "ingest_date=2020-01-01").mkdir()  # a leftover inside its own output …
+    assert generate_dataset(ours, params) == first  # … which it may replace whole: same seed, same truth
+    assert not (ours / "ingest_date=2020-01-01").exists()
+    assert {k: v for k, v in json.loads((ours / "ground_truth.json").read_text()).items() if k != "params"} == {
+        k: v for k, v in first.items() if k != "params"
+    }
 
 
 def test_source_names_are_checked_at_the_command_line(capsys):
@@ -141,37 +147,6 @@ def test_services_down_reports_truthfully(monkeypatch, tmp_path):
     assert registry.down(load_settings(), echo=lines.append) == []  # nothing left running: success
     assert "  spark: nothing to stop (runs inside each job's process)" in lines
     assert not any(line.startswith("  spark: stopped") for line in lines)
-
-
-def test_demo_uploads_the_dataset_it_generated(monkeypatch, tmp_path):
-    import pulse.cli as cli
-    import pulse.lake.raw as raw
-    from pulse import pipeline
-    from pulse.config import settings
-    from pulse.services import registry
-
-    class StopAfterUpload(Exception):
-        pass
-
-    def clean(*_a, **_k):
-        raise StopAfterUpload("stop after the upload")
-
-    monkeypatch.setenv("PULSE_HOME", str(tmp_path / "home"))
-    settings.cache_clear()
-    uploaded: list = []
-    monkeypatch.setattr(registry, "up", lambda *_a, **_k: None)
-    monkeypatch.setattr(raw, "upload_dataset", lambda _cfg, root, source, **_k: uploaded.append((root, source)) or {})
-    monkeypatch.setattr(pipeline, "clean", clean)
-    out = tmp_path / "my-demo"
-    try:
-        args = cli.build_parser().parse_args(["demo", "--events", "2000", "--days", "10", "--out", str(out)])
-        with pytest.raises(StopAfterUpload):
-            args.fn(args)
-    finally:
-        settings.cache_clear()
-    expected = cli.demo_source(cli.build_parser().parse_args(["demo", "--events", "2000", "--days", "10"]))
-    assert uploaded == [(out, expected)] and expected.startswith("demo_2000_")
-    assert (out / "ground_truth.json").exists()
 
 
 def test_loading_the_settings_writes_nothing_and_services_need_the_secrets_step(monkeypatch, tmp_path):

@@ -63,8 +63,14 @@ def test_baselines_are_what_they_say():
 
 def test_backtest_never_peeks_and_beats_seasonal_naive_on_a_weekly_trend():
     y = weekly_series()
-    bt = forecast.backtest(y, "dau")
-    assert bt.folds == 28  # every 2 days, as far back as 60 training days allow (at most 28)
+    bt = forecast.backtest(y, "dau", min_train=60, step=2, max_folds=28)
+    # the rule, on this series: origins every 2 days back from the last one with 14 days left to score, while
+    # 60 training days remain, at most 28 of them
+    last = len(y) - 1 - forecast.MAX_HORIZON
+    want = [y.index[i] for i in range(last, 60 - 2, -2)][:28]
+    assert sorted(bt.predictions.origin.unique()) == sorted(want) and bt.folds == len(want)
+    few = forecast.backtest(y.iloc[:90], "dau", min_train=60, step=2, max_folds=28)  # room for 9 origins only
+    assert few.folds == len(range(90 - 1 - forecast.MAX_HORIZON, 60 - 2, -2))
     for origin, g in bt.predictions.groupby("origin"):  # every forecast is after its origin
         assert (g.target_date > origin).all() and g.horizon.max() == forecast.MAX_HORIZON
     mase = bt.scores.set_index(["model", "horizon"]).mase
@@ -79,6 +85,38 @@ def test_metric_formulas():
     row = forecast.score(preds).iloc[0]
     assert row.mae == 10 and row.mape == pytest.approx(10) and row.mase == 2
     assert row.smape == pytest.approx(100 * (20 / 190 + 20 / 210) / 2)
+
+
+def test_zero_actuals_leave_mape_and_count_in_smape_and_mase():
+    # a day with no revenue: MAPE (undefined there) skips it, sMAPE counts it as 200 % (or 0 when both are 0),
+    # MAE and MASE count it like any other day
+    preds = pd.DataFrame(
+        {"model": "m", "horizon": 1, "yhat": [90.0, 5.0, 0.0], "actual": [100.0, 0.0, 0.0], "scale": [5.0, 2.0, 2.0]}
+    )
+    row = forecast.score(preds).iloc[0]
+    assert row.mape == pytest.approx(10) and row.mae == pytest.approx(5)
+    assert row.smape == pytest.approx(100 * (20 / 190 + 2 + 0) / 3)
+    assert row.mase == pytest.approx((10 / 5 + 5 / 2 + 0) / 3)
+    assert np.isnan(forecast.score(preds.iloc[1:]).iloc[0].mape)  # no non-zero actual: no MAPE, not 0
+    assert forecast.seasonal_scale(pd.Series([3.0] * 20)) == 1.0  # a flat history: no division by zero
+
+
+def test_the_forecast_interval_covers_about_its_nominal_share_out_of_sample():
+    """80 % intervals (10th-90th residual percentiles of the backtest) against the 14 days that followed,
+    on series the model never saw: the empirical coverage is printed and must stay near 80 %."""
+    inside = total = 0
+    for seed in range(6):
+        y = weekly_series(214, seed=seed)
+        seen, future = y.iloc[:200], y.iloc[200:]
+        ahead, _ = forecast.forward(seen, forecast.backtest(seen, "dau"))
+        inside += int(
+            ((ahead.yhat_lower.to_numpy() <= future.to_numpy()) & (future.to_numpy() <= ahead.yhat_upper.to_numpy())).sum()
+        )
+        total += len(future)
+    coverage = inside / total
+    nominal = forecast.INTERVAL[1] - forecast.INTERVAL[0]
+    print(f"interval coverage out of sample: {coverage:.0%} of {total} days (nominal {nominal:.0%})")
+    assert 0.6 <= coverage <= 0.97, coverage
 
 
 def test_segments_are_deterministic_and_named():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 
 from pulse.domain import RAW_COLUMNS
 from pulse.lake.raw import build_manifest
@@ -16,4 +17,5 @@ def test_manifest_counts_rows_bytes_and_checksums(tmp_path):
     (tmp_path / "part-00000.csv.gz").write_bytes(body)
     m = build_manifest("demo", "2026-10-01", [tmp_path / "part-00000.csv.gz"])
     assert (m["rows"], m["bytes"], m["schema_version"]) == (2, len(body), 1)
-    assert len(m["files"][0]["sha256"]) == 64
+    [f] = m["files"]
+    assert (f["sha256"], f["md5"]) == (hashlib.sha256(body).hexdigest(), hashlib.md5(body).hexdigest())

@@ -44,8 +44,7 @@ def test_every_message_is_counted_once_in_the_ground_truth(producer):
     kinds: dict[str, int] = defaultdict(int)
     now = 1_790_000_000_000
     for i in range(5_000):
-        key, value = producer._message(now + i)
-        producer.truth.sent += 1
+        key, value = producer.next_message(now + i)
         try:
             body = json.loads(value)
         except ValueError:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pulse.bi.memo.stats import ALPHA, sample_size_per_arm, two_proportions, welch
+from pulse.bi.memo.stats import ALPHA, holm, means_differ, proportions_differ, sample_size_per_arm, two_proportions, welch
 from pulse.common.figures import bars, series
 
 
@@ -26,9 +26,11 @@ class Finding:
     plot: Callable | None = None  # draws the finding's picture on a matplotlib Axes
     hypothesis: dict[str, str] | None = None  # statement, metric, segment, expected, experiment
 
+    p_adjusted: float | None = None  # Holm-adjusted over the memo's candidates (set by ``choose``)
+
     @property
     def significant(self) -> bool:
-        return self.p_value < ALPHA
+        return (self.p_value if self.p_adjusted is None else self.p_adjusted) < ALPHA
 
 
 class Candidates:
@@ -65,7 +67,7 @@ ORDER BY d7_retention DESC"""
         if len(rows) < 2:
             return None
         (best, nb, xb, rb), (worst, nw, xw, rw) = rows[0], rows[-1]
-        p = two_proportions(int(xb), int(nb), int(xw), int(nw))
+        p = proportions_differ([int(r[2]) for r in rows], [int(r[1]) for r in rows])  # all groups, not best vs worst
         effect = (rb - rw) / rw if rw else 0.0
         target = rw + (rb - rw) / 2  # closing half the gap
         n = sample_size_per_arm(rw, target)
@@ -86,7 +88,7 @@ ORDER BY d7_retention DESC"""
             sql=sql,
             effect=abs(effect),
             p_value=p,
-            test="two-proportion z-test",
+            test=f"chi-square test across {len(rows)} {label}s",
             plot=lambda ax, rows=rows: bars(ax, [r[0] for r in rows], [r[3] for r in rows], "D7 retention", pct=True),
             hypothesis={
                 "statement": f"New {worst} users drop off because their first week lacks what {best} users find.",
@@ -270,8 +272,8 @@ GROUP BY acquisition_channel, activity_date"""
             numbers={"best_arpu": means[best], "worst_arpu": means[worst]},
             sql=sql,
             effect=abs(effect),
-            p_value=welch(np.array(by[best]), np.array(by[worst])),
-            test="Welch's t-test on daily ARPU",
+            p_value=means_differ([np.array(by[k]) for k in means]),  # all channels, not best vs worst
+            test=f"Welch's ANOVA on daily ARPU across {len(means)} channels",
             plot=lambda ax: bars(ax, list(means), list(means.values()), "mean daily ARPU ($)"),
             hypothesis={
                 "statement": f"Shifting acquisition spend towards {best} raises revenue per acquired user.",
@@ -314,9 +316,15 @@ GROUP BY cohort_month ORDER BY cohort_month"""
 
 
 def choose(candidates: list[Finding]) -> tuple[list[Finding], list[Finding]]:
-    """Top 3 significant findings by relative effect; top 2 with an experiment template as hypotheses."""
+    """The 3 insights: the significant findings by relative effect, then (when fewer than 3 are) the
+    strongest leads by p-value, which the memo marks as such; the 2 hypotheses: the significant
+    findings with an experiment template, else the templates with the most evidence.
+    Significant = Holm-adjusted p < ALPHA over all candidates: the memo tests many things at once."""
+    for f, adjusted in zip(candidates, holm([f.p_value for f in candidates]), strict=True):
+        f.p_adjusted = adjusted
     ranked = sorted((f for f in candidates if f.significant), key=lambda f: (-f.effect, f.p_value))
-    insights = ranked[:3]
+    leads = sorted((f for f in candidates if not f.significant), key=lambda f: (f.p_value, -f.effect))
+    insights = (ranked + leads)[:3]
     hypotheses = [f for f in ranked if f.hypothesis][:2]
     if len(hypotheses) < 2:  # too little signal: the strongest templates still say what to test next
         rest = sorted((f for f in candidates if f.hypothesis and f not in hypotheses), key=lambda f: (f.p_value, -f.effect))

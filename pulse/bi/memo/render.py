@@ -27,13 +27,9 @@ class Memo:
 
     def markdown(self, with_sql: bool = True) -> str:
         out = [f"# Pulse memo — source `{self.source}`, data through {self.as_of}", ""]
-        out.append(
-            f"Chosen from {len(self.candidates)} candidate findings: significant at p < {ALPHA} and ranked by "
-            "relative effect size (two-proportion z-test for rates, Welch's t-test for daily means)."
-        )
-        out += ["", "## Insights", ""]
+        out += [method(len(self.candidates)), "", "## Insights", ""]
         for i, f in enumerate(self.insights, 1):
-            out.append(f"**{i}. {f.title}.** {f.text} _(effect {f.effect:.0%}, {f.test}, p {format_p(f.p_value)})_")
+            out.append(f"**{i}. {f.title}.** {f.text} _({evidence(f, len(self.candidates))})_")
             if with_sql:
                 out += ["", "```sql", f.sql.strip(), "```"]
             out.append("")
@@ -51,6 +47,20 @@ class Memo:
         return "\n".join(out)
 
 
+def method(candidates: int) -> str:
+    return (
+        f"Chosen from {candidates} candidate findings: significant at p < {ALPHA} after Holm's correction for "
+        f"testing {candidates} at once, ranked by relative effect size (two-proportion z-test for rates, Welch's "
+        "t-test for daily means); where fewer than three are significant, the strongest leads follow, marked as such."
+    )
+
+
+def evidence(f: Finding, candidates: int) -> str:
+    adjusted = f.p_value if f.p_adjusted is None else f.p_adjusted
+    said = f"effect {f.effect:.0%}, {f.test}, p {format_p(f.p_value)}, Holm-adjusted p {format_p(adjusted)}"
+    return said if f.significant else f"{said}: a lead, not significant once {candidates} tests are accounted for"
+
+
 def _md_inline(text: str) -> str:
     """The memo's Markdown subset (**bold**, `code`, _italic_) as HTML."""
     text = html.escape(text)
@@ -66,12 +76,11 @@ def write(memo: Memo, out_dir: Path) -> tuple[Path, Path]:
     md_path.write_text(memo.markdown())
     parts = [
         f"<h1>Pulse memo — source <code>{html.escape(memo.source)}</code>, data through {memo.as_of}</h1>",
-        f"<p>Chosen from {len(memo.candidates)} candidate findings: significant at p &lt; {ALPHA}, ranked by relative "
-        "effect size (two-proportion z-test for rates, Welch's t-test for daily means).</p><h2>Insights</h2>",
+        f"<p>{html.escape(method(len(memo.candidates)))}</p><h2>Insights</h2>",
     ]
     for i, f in enumerate(memo.insights, 1):
         parts.append(f"<h3>{i}. {html.escape(f.title)}</h3><p>{_md_inline(f.text)}</p>")
-        parts.append(f"<p><small>effect {f.effect:.0%} · {f.test} · p {format_p(f.p_value)}</small></p>")
+        parts.append(f"<p><small>{html.escape(evidence(f, len(memo.candidates)))}</small></p>")
         if f.plot:
             parts.append(img(figure_png(f.plot, f.title), f.title))
         parts.append(f"<pre>{html.escape(f.sql.strip())}</pre>")

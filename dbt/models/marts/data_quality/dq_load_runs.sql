@@ -1,5 +1,6 @@
 -- Grain: one cleaning load of this source (from the audit in Postgres staging.load_runs): when, how
--- long, status, rows in / kept / quarantined, and the completeness watermark it set. For the
+-- long (whole seconds: the PostgreSQL engine reads timestamptz to the second), status, rows in / kept /
+-- quarantined, and the completeness watermark it set. For the
 -- "Data quality" dashboard (the BI role cannot read Postgres; it reads this copy).
 {{ config(order_by=['started_at', 'run_id'], engine='MergeTree()') }}
 
