@@ -10,6 +10,7 @@ workers) per step, the Spark/DuckDB time ratio, and (--jdbc) COPY vs JDBC load r
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from contextlib import contextmanager
@@ -20,13 +21,13 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import duckdb_baseline
-from measure import PeakRss, write_results
+from measure import PeakRss, agree, exit_code, write_results
 
 from pulse.common import pg
 from pulse.common.progress import tree_rss_mb
 from pulse.common.spark import session
 from pulse.config import ensure_secrets, settings
-from pulse.datagen import generate_dataset
+from pulse.datagen import GROUND_TRUTH_FILE, generate_dataset
 from pulse.datagen.events import GenParams
 from pulse.lake.raw import delete_source, list_committed, upload_dataset
 from pulse.services import registry
@@ -94,6 +95,14 @@ def bench(n_events: int, jdbc: bool, spark, reuse: bool) -> None:
         f"-> ratio {ratio:.1f}x (goal <= 3x); kept: spark {summary['rows_out']:,} / duckdb {base['kept']:,}"
     )
     RESULTS.append({"events": n_events, "step": "ratio spark/duckdb", "value": round(ratio, 2)})
+    agree(f"{n_events:,} events: rows read, spark vs duckdb", summary["rows_in"], base["rows_in"])
+    agree(f"{n_events:,} events: rows kept, spark vs duckdb", summary["rows_out"], base["kept"])
+    if (out / GROUND_TRUTH_FILE).exists():
+        truth = json.loads((out / GROUND_TRUTH_FILE).read_text())
+        agree(f"{n_events:,} events: rows kept, spark vs the generator's truth", summary["rows_out"], truth["clean_events"])
+    with pg.connect(s.postgres) as conn:
+        [(revenue,)] = conn.execute("select sum(revenue_usd) from staging.daily_revenue where source = %s", (source,)).fetchall()
+    agree(f"{n_events:,} events: revenue (USD), spark vs duckdb", str(revenue), base["revenue_usd"])
 
     if not jdbc:
         return
@@ -124,7 +133,7 @@ def bench(n_events: int, jdbc: bool, spark, reuse: bool) -> None:
         conn.execute("drop table if exists staging_load.bench_jdbc")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, action="append", help="dataset size (repeatable; default 1000000)")
     parser.add_argument("--jdbc", action="store_true", help="also compare COPY with Spark's JDBC writer (events table)")
@@ -143,8 +152,9 @@ def main() -> None:
         bench(n, args.jdbc, spark, args.reuse)
     spark.stop()
     write_results("stage1", RESULTS)
+    return exit_code()
 
 
 if __name__ == "__main__":
     ensure_secrets()  # the installation's credentials, before any settings load
-    main()
+    sys.exit(main())

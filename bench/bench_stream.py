@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("PULSE_STREAM_TOPIC", "pulse.bench")
 os.environ.setdefault("PULSE_STREAM_PARTITIONS", "4")
 
-from measure import Sampler, write_results
+from measure import Sampler, agree, exit_code, write_results
 
 from pulse.config import ensure_secrets, load_settings
 from pulse.services import registry
@@ -68,7 +68,7 @@ def wait_drained(s, ch, target: int, timeout: float) -> float:
 
 
 def step(s, ch, rate: float, duration: float, pids: dict[str, int], seed: int) -> dict:
-    start_total = end_offsets(s)
+    start_total, start_processed = end_offsets(s), processed(ch)
     t_start = time.time()
     proc = produce(rate, duration, seed)
     with Sampler({**pids, "producer": proc.pid}) as sampler:
@@ -77,6 +77,7 @@ def step(s, ch, rate: float, duration: float, pids: dict[str, int], seed: int) -
         sent = end_offsets(s) - start_total
         backlog = end_offsets(s) - processed(ch)
         drain = wait_drained(s, ch, end_offsets(s), 300)
+    agree(f"{rate:,.0f}/s: messages the job processed vs sent to Kafka", processed(ch) - start_processed, sent)
     achieved = sent / (t_end - t_start)
     lat = ch.query(
         "SELECT quantiles(0.5, 0.95, 0.99)(toFloat64(visible_at) - toFloat64(produced_at)), count() FROM realtime_events "
@@ -116,7 +117,7 @@ def step(s, ch, rate: float, duration: float, pids: dict[str, int], seed: int) -
 def catch_up(s, ch, backlog: int, pids: dict[str, int], job: StreamJob) -> dict:
     """The job's ceiling: drain a backlog produced while it was stopped (large batches)."""
     job.stop()
-    start_total = end_offsets(s)
+    start_total, start_processed = end_offsets(s), processed(ch)
     proc = produce(backlog / 10, 10 * 1.05, 99)  # as fast as the producer goes
     proc.communicate()
     sent = end_offsets(s) - start_total
@@ -125,6 +126,7 @@ def catch_up(s, ch, backlog: int, pids: dict[str, int], job: StreamJob) -> dict:
     job.start()
     with Sampler({"stream": job.pid(), "clickhouse": pids["clickhouse"]}) as sampler:
         drain = wait_drained(s, ch, target, 900)
+    agree("catch-up: messages the job processed vs sent to Kafka", processed(ch) - start_processed, sent)
     return {
         "backlog": sent,
         "drain_s_incl_start": round(drain + (time.monotonic() - t0 - drain), 1),
@@ -134,7 +136,7 @@ def catch_up(s, ch, backlog: int, pids: dict[str, int], job: StreamJob) -> dict:
     }
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", default="5000,20000,50000", help="target rates, events/s (comma-separated)")
     parser.add_argument("--duration", type=float, default=90, help="seconds per rate")
@@ -182,8 +184,9 @@ def main() -> None:
         )
     job.stop()
     write_results("stream", RESULTS)
+    return exit_code()
 
 
 if __name__ == "__main__":
     ensure_secrets()  # the installation's credentials, before any settings load
-    main()
+    sys.exit(main())

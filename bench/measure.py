@@ -1,4 +1,4 @@
-"""Peak-memory sampling shared by the benchmarks."""
+"""Peak-memory sampling and the engine-agreement checks shared by the benchmarks."""
 
 from __future__ import annotations
 
@@ -34,6 +34,25 @@ class PeakRss:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+DISAGREEMENTS: list[str] = []  # a benchmark is also a large-input test: what two engines did not agree on
+
+
+def agree(what: str, got, expected) -> bool:
+    """Record (and print) whether two computations of the same figure agree; exit_code() turns any
+    disagreement into a failing run, so a benchmark never reports speed for a wrong answer."""
+    ok = got == expected
+    print(f"    {'agree' if ok else 'DISAGREE'}: {what}: {got!r} vs {expected!r}", flush=True)
+    if not ok:
+        DISAGREEMENTS.append(f"{what}: {got!r} != {expected!r}")
+    return ok
+
+
+def exit_code() -> int:
+    for line in DISAGREEMENTS:
+        print(f"ENGINES DISAGREE: {line}")
+    return 1 if DISAGREEMENTS else 0
 
 
 def write_results(kind: str, results: list[dict]) -> Path:

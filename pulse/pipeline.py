@@ -86,6 +86,27 @@ def migrate(settings: Settings) -> list[str]:
     return apply(settings.postgres)
 
 
+@dataclass
+class Upgrade:
+    migrations: list[str]  # applied now (empty: the schema was up to date)
+    rebuilt: dict[str, bool]  # source -> its marts rebuilt from staging and published
+
+
+def upgrade(settings: Settings, echo=print) -> Upgrade:
+    """Bring an existing installation to this release: pending staging migrations (an edited applied one
+    stops everything: MigrationError), then every source that has a successful load gets its marts
+    rebuilt in full with this release's models (published only if every test passes)."""
+    from pulse.staging.recovery import loaded_sources
+
+    applied = migrate(settings)
+    echo("migrations applied: " + (", ".join(applied) if applied else "none (up to date)"))
+    rebuilt = {}
+    for source in loaded_sources(settings.postgres):
+        echo(f"rebuilding the marts of source {source} (full refresh)")
+        rebuilt[source] = model(settings, source, full_refresh=True).ok
+    return Upgrade(applied, rebuilt)
+
+
 def recover(settings: Settings, source: str | None = None) -> dict[str, list[str] | None]:
     """Marks cleaning runs whose process died as failed and drops their debris, for ``source`` or every source
     with a run left 'running'. Returns source -> the runs recovered (None: a live run holds the source)."""

@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 # the linters of .pre-commit-config.yaml on every file: ruff check + format, sqlfluff on dbt/, YAML, end of files
 .venv/bin/pre-commit run --all-files --show-diff-on-failure
+# tests run in a random order (pytest-randomly); the seed is printed so a failing order can be replayed
+SEED="${PULSE_TEST_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
+echo "==> random test order, seed $SEED (replay this order: PULSE_TEST_SEED=$SEED bash scripts/test.sh)"
 if [ $# -eq 0 ]; then
   # the fast tests once more on a host clock that is not UTC (half-hour offset): nothing may assume the host is UTC
   echo "==> unit tests under TZ=Asia/Kolkata"
-  TZ=Asia/Kolkata .venv/bin/pytest -q -p no:cacheprovider tests/unit
+  TZ=Asia/Kolkata .venv/bin/pytest -q -p no:cacheprovider -p randomly --randomly-seed="$SEED" tests/unit
 fi
-exec .venv/bin/pytest -q "$@"
+exec .venv/bin/pytest -q -p randomly --randomly-seed="$SEED" "$@"

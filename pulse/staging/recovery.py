@@ -47,6 +47,13 @@ def recover_dead_runs(cfg: PostgresConfig, source: str) -> list[str]:
     return dead
 
 
+def loaded_sources(cfg: PostgresConfig) -> list[str]:
+    """Sources with at least one successful cleaning load, by name."""
+    with pg.connect(cfg) as conn:
+        rows = conn.execute("select distinct source from staging.load_runs where status = 'succeeded' order by 1").fetchall()
+    return [r[0] for r in rows]
+
+
 def sources_with_running_runs(cfg: PostgresConfig) -> list[str]:
     with pg.connect(cfg) as conn:
         return [r[0] for r in conn.execute("select distinct source from staging.load_runs where status = 'running'")]

@@ -15,6 +15,7 @@ import psutil
 import pytest
 import requests
 import yaml
+from scipy import stats as sps
 
 from pulse import pipeline
 from pulse.bi import assets, memo
@@ -499,7 +500,9 @@ def test_memo_numbers_come_from_the_data_and_another_dataset_gives_another_memo(
     stack, deployed, client = bi
     m = deployed.memo
     assert len(m.insights) == 3 and len(m.hypotheses) == 2
-    assert all(f.significant for f in m.insights)
+    # insights = the Holm-significant findings by effect, then leads the memo marks (the choice is unit-tested)
+    assert [f.significant for f in m.insights] == sorted((f.significant for f in m.insights), reverse=True)
+    assert m.markdown().count("a lead, not significant") == sum(not f.significant for f in m.insights)
     text = m.markdown()
     for f in m.insights + m.hypotheses:
         assert f.sql.strip() in text or f in m.hypotheses
@@ -515,9 +518,28 @@ def test_memo_numbers_come_from_the_data_and_another_dataset_gives_another_memo(
     weekday = last84[[d.weekday() < 5 for d in last84.index]].mean()
     season = by_key["weekday_seasonality"].numbers
     assert abs(season["weekend_mean"] - weekend) < 1e-9 and abs(season["weekday_mean"] - weekday) < 1e-9
+    is_weekend = [d.weekday() >= 5 for d in last84.index]
+    welch = sps.ttest_ind(last84[is_weekend], last84[[not w for w in is_weekend]], equal_var=False).pvalue
+    assert by_key["weekday_seasonality"].p_value == pytest.approx(welch, rel=1e-9)  # scipy on pandas' DAU
     trend = by_key["dau_trend"].numbers
     assert abs(trend["last_28"] - complete.iloc[-28:].mean()) < 1e-9
     assert abs(trend["previous_28"] - complete.iloc[-56:-28].mean()) < 1e-9
+    welch = sps.ttest_ind(complete.iloc[-28:], complete.iloc[-56:-28], equal_var=False).pvalue
+    assert by_key["dau_trend"].p_value == pytest.approx(welch, rel=1e-9)
+    # D7 retention by channel from the events: the rates, the group sizes and the chi-square test of all groups
+    active = events[["day", "user_id", "channel"]].drop_duplicates()
+    cohort = active.groupby("user_id").day.min()
+    observable = cohort[[c + timedelta(days=7) <= watermark for c in cohort]]
+    day7 = set(active[active.day == active.user_id.map(cohort) + timedelta(days=7)].user_id)
+    users = active.drop_duplicates("user_id").set_index("user_id").channel.loc[observable.index]
+    kept = users[users.index.isin(day7)]
+    table = pd.DataFrame({"users": users.groupby(users).size(), "kept": kept.groupby(kept).size()}).fillna(0)
+    table = table[table.users >= 100].assign(rate=lambda t: t.kept / t.users).sort_values("rate", ascending=False)
+    gap = by_key["retention_gap_channel"]
+    assert gap.numbers["best_rate"] == pytest.approx(table.rate.iloc[0], rel=1e-12)
+    assert gap.numbers["worst_rate"] == pytest.approx(table.rate.iloc[-1], rel=1e-12)
+    chi2 = sps.chi2_contingency(table[["kept"]].assign(lost=table.users - table.kept).to_numpy(), correction=False)
+    assert gap.p_value == pytest.approx(chi2[1], rel=1e-9)
     # the memo is on the dashboard
     dashboard = client.get("/api/v1/dashboard/product-analytics")["result"]
     assert m.insights[0].title in dashboard["position_json"]

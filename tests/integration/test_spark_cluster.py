@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pyspark
 import pytest
 
 from pulse.common import pg
+from pulse.common.waiting import wait_until
 from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
@@ -80,14 +80,18 @@ def cluster(stack, tmp_path_factory):
         log=work / "worker.log",
         env=env,
     )
-    deadline = time.monotonic() + 60
 
     def worker_log() -> str:
         return (work / "worker.log").read_text(errors="replace")
 
-    while not (port_open("127.0.0.1", MASTER_PORT) and "Successfully registered with master" in worker_log()):
-        assert time.monotonic() < deadline, worker_log()[-2000:]
-        time.sleep(0.5)
+    try:
+        wait_until(
+            lambda: port_open("127.0.0.1", MASTER_PORT) and "Successfully registered with master" in worker_log(),
+            what="the worker to register with the master",
+            timeout=60,
+        )
+    except TimeoutError as err:
+        raise AssertionError(f"{err}; worker log:\n{worker_log()[-2000:]}") from None
     yield f"spark://127.0.0.1:{MASTER_PORT}", work
     for proc in (worker, master):
         os.killpg(proc.pid, signal.SIGTERM)
