@@ -82,6 +82,15 @@ def stack(stack_home: Settings) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def warehouse(stack: Settings) -> Settings:
+    """S3 + PostgreSQL and the ClickHouse the marts go to: what a test that builds marts needs, whichever runs first."""
+    from pulse.services.clickhouse import ClickHouse
+
+    ClickHouse(stack).start()
+    return stack
+
+
+@pytest.fixture(scope="session")
 def ch(stack_home: Settings):
     """(host, port, user, password, database) of the ClickHouse server under test: Pulse's local
     service, or a real server named by PULSE_CH_COMPAT_URL=http://user:password@host:port."""

@@ -80,6 +80,11 @@ class ClickHouse(ManagedProcess):
             str(self.config_file),
         ]
 
+    def environment(self) -> dict[str, str]:
+        # the server's time zone is UTC whatever the host's: its PostgreSQL engine reads timestamptz text
+        # without the offset, in the server's zone (ClickHouse#89128), and Pulse's Postgres speaks UTC
+        return super().environment() | {"TZ": "UTC"}
+
     def query(self, sql: str, timeout: float = 10) -> str:
         """One statement over HTTP with the configured credentials (health checks, bootstrap)."""
         cfg = self.settings.clickhouse

@@ -149,10 +149,11 @@ def test_rerun_replaces_and_a_failed_run_keeps_the_previous_latest(ml, monkeypat
     assert latest == "ml-test-1"
 
 
-def test_ml_runs_on_a_public_layout_file(stack, spark, tmp_path):
+def test_ml_runs_on_a_public_layout_file(warehouse, spark, tmp_path):
     """Not tuned to the generator's RAW layout: the common public event-log CSV, through ingest-file."""
     from pulse.lake.ingest_file import ingest_file
 
+    stack = warehouse
     gen = tmp_path / "gen"
     generate_dataset(gen, GenParams(n_events=80_000, days=150, end_date=END, seed=5), DirtParams(rate=0.0))
     frame = pd.concat(pd.read_csv(f, dtype=str) for f in sorted(gen.glob("ingest_date=*/*.csv.gz")))

@@ -197,13 +197,12 @@ def test_a_second_run_of_the_same_source_is_refused_while_one_runs(loaded):
             job.run(settings, SOURCE)
 
 
-def test_the_demo_loads_the_dataset_it_generated(stack, spark, tmp_path):
+def test_the_demo_loads_the_dataset_it_generated(warehouse, spark, tmp_path):
     """The demo's steps 2-5 (generate, upload, clean, model) on real services: what reaches RAW and
     staging is the dataset the demo generated, under the demo's own source name."""
     from pulse.cli import build_parser, demo
-    from pulse.services.clickhouse import ClickHouse
 
-    ClickHouse(stack).start()
+    stack = warehouse
     out = tmp_path / "my-demo"
     args = build_parser().parse_args(["demo", "--events", "2000", "--days", "10", "--out", str(out)])
     source = demo.demo_source(args)

@@ -247,6 +247,32 @@ def test_dau_yesterday_at_this_time_counts_who_was_seen_by_now_a_day_ago(live, s
     assert got == expected and 0 < expected < len(first_seen), (got, expected, len(first_seen))
 
 
+def test_a_batch_across_utc_midnight_counts_each_event_in_its_own_day(live, spark):
+    """One batch with events either side of 00:00 UTC (sent in +05:30 and -05:00 local time too): the minutes,
+    days and DAU split at UTC midnight, whatever zone the event was written in."""
+    live = own_realtime_database(live, "midnight")
+    body = [  # (event_id, event_time as sent, user): three users before midnight, two after, one on both sides
+        ("m1", "2026-03-01T23:59:10Z", 1), ("m2", "2026-03-02T05:29:40+05:30", 2), ("m3", "2026-03-01T18:59:59-05:00", 3),
+        ("m4", "2026-03-02T00:00:00Z", 3), ("m5", "2026-03-01T19:00:30-05:00", 4), ("m6", "2026-03-02T05:30:59+05:30", 5),
+    ]  # fmt: skip
+    sent_at = datetime(2026, 3, 2, 0, 1, tzinfo=UTC)
+    rows = [
+        (json.dumps({"event_id": e, "event_time": t, "user_id": u, "event_type": "view"}).encode(), "t", 0, i, sent_at)
+        for i, (e, t, u) in enumerate(body)
+    ]
+    frame = spark.createDataFrame(rows, "value binary, topic string, partition int, offset long, timestamp timestamp")
+    RealtimeSink(live, query_id="midnight-test")(frame, 1)
+    got = figures(live)
+    assert got["per_day"] == [
+        {"day": "2026-03-01", "event_type": "view", "events": 3},
+        {"day": "2026-03-02", "event_type": "view", "events": 3},
+    ]
+    assert got["dau"] == {"2026-03-01": 3, "2026-03-02": 3}
+    assert {(m["minute"], m["events"]) for m in got["per_minute"]} == {
+        ("2026-03-01T23:59", 3), ("2026-03-02T00:00", 3)
+    }  # fmt: skip
+
+
 def test_the_batch_path_gives_the_same_dau_and_events_per_type(streamed, live, spark):
     truth, raw_dir = streamed
     raw.upload_dataset(live.s3, raw_dir, SOURCE)
