@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, TopicPartition
 
+from pulse.common.waiting import wait_until
 from pulse.config import Settings
 from pulse.streaming import tables
 from pulse.streaming.producer import ProduceParams, ProduceResult, produce
@@ -66,15 +67,16 @@ def written_offsets(settings: Settings) -> dict[int, int]:
 def wait_caught_up(settings: Settings, timeout: float = 120.0) -> float:
     """Seconds until the job has written every message now in the topic (raises on timeout)."""
     target, t0 = end_offsets(settings), time.monotonic()
-    while time.monotonic() - t0 < timeout:
+
+    def caught_up() -> bool:
         done = written_offsets(settings)
-        if all(done.get(p, 0) >= o for p, o in target.items()):
-            return time.monotonic() - t0
-        time.sleep(0.5)
-    raise TimeoutError(
-        f"the streaming job has not written everything after {timeout:.0f}s: `pulse status` shows its progress, "
-        f"its log is {settings.logs_dir / 'stream.log'}"
-    )
+        return all(done.get(p, 0) >= o for p, o in target.items())
+
+    try:
+        wait_until(caught_up, what="the streaming job to write every message in the topic", timeout=timeout, interval=0.5)
+    except TimeoutError as err:
+        raise TimeoutError(f"{err}: `pulse status` shows its progress, its log is {settings.logs_dir / 'stream.log'}") from None
+    return time.monotonic() - t0
 
 
 def burst(settings: Settings, params: ProduceParams, echo) -> Burst:
