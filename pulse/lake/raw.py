@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from botocore.exceptions import ClientError
 
 from pulse.common import s3 as s3util
@@ -40,6 +41,7 @@ class RawFile:
     sha256: str  # from the manifest: readers verify what they fetched
     correction: bool = False  # the partition corrects earlier ones (its events win over earlier copies)
     md5: str | None = None  # what S3 reports as the ETag of a single-part upload (manifests written since the streaming release)
+    multiline: bool | None = None  # a quoted field holds a line break (None: a manifest from before this was recorded)
 
 
 def source_prefix(cfg: S3Config, source: str) -> str:
@@ -62,8 +64,21 @@ def describe_file(path: Path) -> dict:
         "bytes": len(body),
         "sha256": hashlib.sha256(body).hexdigest(),
         "md5": hashlib.md5(body).hexdigest(),  # = the ETag S3 reports: a cheap check that the object is unchanged
-        "rows": max(lines - 1, 0),
-    }  # minus the header line
+        "rows": max(lines - 1, 0),  # minus the header line (physical lines: a multi-line record counts each)
+        "multiline": spans_lines(text),
+    }
+
+
+def spans_lines(text: bytes) -> bool:
+    """Whether some line has an odd number of double quotes: then a quoted field holds a line break (a
+    record on one line always has an even number). The cleaning job joins such lines into records only in
+    files where this is true, so the common case pays nothing for it."""
+    if b'"' not in text:
+        return False
+    data = np.frombuffer(text, dtype=np.uint8)
+    quotes = np.flatnonzero(data == ord('"'))
+    line_ends = np.append(np.flatnonzero(data == ord("\n")), len(data))
+    return bool((np.searchsorted(quotes, line_ends) % 2).any())  # quotes before each line end, odd anywhere
 
 
 def build_manifest(source: str, ingest_date: str, files: list[Path]) -> dict:
@@ -161,7 +176,15 @@ def list_committed(cfg: S3Config, source: str, ingest_dates: list[str] | None = 
             raise RawLayerError(f"{key}: schema_version {manifest.get('schema_version')} is not {SCHEMA_VERSION}")
         prefix = f"{source_prefix(cfg, source)}/ingest_date={ingest_date}"
         files += [
-            RawFile(f"{prefix}/{f['file']}", ingest_date, f["bytes"], f["sha256"], bool(manifest.get("correction")), f.get("md5"))
+            RawFile(
+                f"{prefix}/{f['file']}",
+                ingest_date,
+                f["bytes"],
+                f["sha256"],
+                bool(manifest.get("correction")),
+                f.get("md5"),
+                f.get("multiline"),
+            )
             for f in manifest["files"]
         ]
     return files

@@ -4,7 +4,8 @@ Spark's CSV file source cannot say which line a record came from, so each file i
 (one task per file: gzip is not splittable, and the planner is told never to pack two files in
 one task), numbered by its position in the task, and parsed with ``from_csv`` against the file's
 own header (files may order or omit columns; ``pulse ingest`` only renames them). Lines are joined
-into records where a quoted field holds a line break (``records``). A record whose field count does
+into records where a quoted field holds a line break (``records``; only for files whose manifest says
+they hold one, or does not say). A record whose field count does
 not match its header comes out with ``_malformed`` holding the text, for the quarantine. Before
 anything is parsed, every object is checked against its manifest (ETag = MD5, else a full sha256):
 RAW is immutable, and a changed object must stop the run, not slip into staging.
@@ -163,7 +164,10 @@ def _parse(spark: SparkSession, cfg: S3Config, header: tuple[str, ...], files: l
         F.col("_metadata.file_path").alias("_path"),
         (F.monotonically_increasing_id() - F.shiftleft(F.spark_partition_id().cast("long"), ROW_BITS) + 1).alias("_row"),
     )
-    recs = records(lines.filter(F.col("_row") > 1)).join(F.broadcast(meta), "_path")  # row 1: the header
+    body = lines.filter(F.col("_row") > 1)  # row 1: the header
+    # joining lines into records needs a window over each file: only where a file may hold one (its manifest says)
+    spanning = any(f.multiline is not False for f in files)
+    recs = (records(body) if spanning else body.filter(F.col("value") != "")).join(F.broadcast(meta), "_path")
     return parse_records(recs, header).select(*RAW_COLUMNS, "_ingest_date", "_file", "_malformed", "_row", "_correction")
 
 

@@ -15,6 +15,7 @@ import psutil
 import pytest
 import requests
 import yaml
+from clickhouse_connect.driver.exceptions import DatabaseError
 from scipy import stats as sps
 
 from pulse import pipeline
@@ -148,10 +149,15 @@ def test_superset_reads_clickhouse_as_the_read_only_role(bi):
         json={"database_id": database["id"], "sql": f"CREATE TABLE {name} (a Int8) ENGINE = Memory", "runAsync": False},
         timeout=60,
     )
-    # refused, and said so: no such table anywhere on the server, and the answer names the read-only role's limit
+    # refused by Superset's own guard (the database allows no DML), and no such table anywhere on the server
+    assert resp.json()["errors"][0]["error_type"] == "DML_NOT_ALLOWED_ERROR", resp.text[:500]
     ch = ch_client(stack.clickhouse, database="system")
     assert ch.query("SELECT count() FROM system.tables WHERE name = {n:String}", parameters={"n": name}).result_rows == [(0,)]
-    assert "cannot execute query in readonly mode" in resp.text.lower(), resp.text[:500]
+    # … and behind it the connection's role itself cannot write, whatever a Superset setting says
+    cfg = stack.clickhouse
+    bi_role = ch_client(cfg, username=cfg.bi_user, password=cfg.bi_password, database=cfg.marts_database(SOURCE))
+    with pytest.raises(DatabaseError, match="Cannot execute query in readonly mode"):
+        bi_role.command(f"CREATE TABLE {name} (a Int8) ENGINE = Memory")
 
 
 # --- dashboards as code ------------------------------------------------------------------------
@@ -542,7 +548,7 @@ def test_memo_numbers_come_from_the_data_and_another_dataset_gives_another_memo(
     assert gap.p_value == pytest.approx(chi2[1], rel=1e-9)
     # the memo is on the dashboard
     dashboard = client.get("/api/v1/dashboard/product-analytics")["result"]
-    assert m.insights[0].title in dashboard["position_json"]
+    assert m.insights[0].title in json.dumps(json.loads(dashboard["position_json"]), ensure_ascii=False)
     # a different dataset: different numbers, and the memo says so
     load_source(stack, spark, tmp_path, OTHER, GenParams(n_events=40_000, days=90, end_date=date(2026, 9, 30), seed=99))
     other = memo.build(stack, OTHER)

@@ -160,11 +160,13 @@ def test_users_own_file_goes_through_the_same_pipeline(loaded, stack, spark, tmp
         "2019-10-01 00:00:01 UTC,purchase,3900821,2053013552326770905,appliances.water_heater,aqua,33.20,554748717,9333dfbd\n"
         "this line is broken\n"
         "2019-10-01 00:00:02 UTC,view,17200506,2053013559792632471,furniture.living_room.sofa,,543.10,519107250,\n"
+        '2019-10-01 00:00:03 UTC,view,17200507,2053013559792632471,,"two\nlines",12.00,519107251,s9\n'  # one record, two lines
     )
     ingest_file(src, tmp_path / "raw", date(2026, 11, 1))
     raw.upload_dataset(stack.s3, tmp_path / "raw", "kaggle")
     summary = job.run(stack, "kaggle", spark=spark)
-    assert summary["rows_out"] == 3
+    assert summary["rows_out"] == 4
+    assert q(stack, "select brand from staging.events where source = 'kaggle' and user_id = 519107251") == [("two\nlines",)]
     assert summary["quarantined"] == {"malformed_line": 1, "duplicate_event_id": 1}  # same content -> same derived id
     [(session,)] = q(stack, "select session_id from staging.events where source = 'kaggle' and user_id = 519107250")
     assert session.startswith("derived-")  # no client session id: sessionised from inactivity gaps

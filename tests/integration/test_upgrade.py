@@ -141,9 +141,13 @@ def snapshot(s: Settings) -> dict:
     return out
 
 
-def same_rows(old: dict, new: dict) -> bool:
+# columns whose values this release changes on purpose (its release notes): not compared
+CHANGED = {"dq_load_runs": {"seconds"}}  # milliseconds now; whole seconds before (a SELECT alias shadowed the column)
+
+
+def same_rows(old: dict, new: dict, changed: set[str] = frozenset()) -> bool:
     """The rows of both, on the columns both have (a column a release adds is new, not a difference)."""
-    common = [c for c in old["columns"] if c in new["columns"]]
+    common = [c for c in old["columns"] if c in new["columns"] and c not in changed]
     project = lambda rows: sorted(repr([r[c] for c in common]) for r in rows)  # noqa: E731
     return project(old["rows"]) == project(new["rows"])
 
@@ -201,7 +205,7 @@ def test_marts_rebuilt_by_this_release_equal_the_previous_ones(upgraded):
     assert set(before["marts"]) <= set(after["marts"])
     for name, old in before["marts"].items():
         assert len(old["rows"]) > 0 or name.startswith("dq_"), name  # the comparison is not between empty tables
-        assert same_rows(old, after["marts"][name]), name
+        assert same_rows(old, after["marts"][name], CHANGED.get(name, set())), name
 
 
 def test_realtime_tables_have_this_releases_columns(upgraded):
