@@ -29,8 +29,13 @@ class Finding:
     p_adjusted: float | None = None  # Holm-adjusted over the memo's candidates (set by ``choose``)
 
     @property
+    def p_judged(self) -> float:
+        """The p-value significance is judged on: Holm-adjusted once ``choose`` has seen all candidates."""
+        return self.p_value if self.p_adjusted is None else self.p_adjusted
+
+    @property
     def significant(self) -> bool:
-        return (self.p_value if self.p_adjusted is None else self.p_adjusted) < ALPHA
+        return self.p_judged < ALPHA
 
 
 class Candidates:

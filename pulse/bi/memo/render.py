@@ -50,14 +50,14 @@ class Memo:
 def method(candidates: int) -> str:
     return (
         f"Chosen from {candidates} candidate findings: significant at p < {ALPHA} after Holm's correction for "
-        f"testing {candidates} at once, ranked by relative effect size (two-proportion z-test for rates, Welch's "
-        "t-test for daily means); where fewer than three are significant, the strongest leads follow, marked as such."
+        f"testing {candidates} at once, ranked by relative effect size (two-proportion z-test, or chi-square across "
+        "groups, for rates; Welch's t-test, or Welch's ANOVA across groups, for daily means); where fewer than three "
+        "are significant, the strongest leads follow, marked as such."
     )
 
 
 def evidence(f: Finding, candidates: int) -> str:
-    adjusted = f.p_value if f.p_adjusted is None else f.p_adjusted
-    said = f"effect {f.effect:.0%}, {f.test}, p {format_p(f.p_value)}, Holm-adjusted p {format_p(adjusted)}"
+    said = f"effect {f.effect:.0%}, {f.test}, p {format_p(f.p_value)}, Holm-adjusted p {format_p(f.p_judged)}"
     return said if f.significant else f"{said}: a lead, not significant once {candidates} tests are accounted for"
 
 
