@@ -1,5 +1,5 @@
-"""Upgrading an installation: a $PULSE_HOME made by the previous release (the git tag PREVIOUS, its own code
-run from `git archive`) — services started, migrations applied, partitions loaded, marts built, ML and
+"""Upgrading an installation: a $PULSE_HOME made by the previous release (PREVIOUS, its own code run from
+the archive `scripts/release.sh` kept in releases/) — services started, migrations applied, partitions loaded, marts built, ML and
 realtime tables written, dashboards deployed — brought to this release by the documented steps
 (`pulse services down` with the old code, `pulse services up` and `pulse upgrade` with the new one).
 Nothing may be lost, the rebuilt marts must equal the old ones, and an edited applied migration is refused."""
@@ -28,7 +28,8 @@ from pulse.staging.migrate import available
 from pulse.streaming import tables
 
 pytestmark = pytest.mark.integration
-PREVIOUS = "v0.1.0"  # the release before this one (docs/upgrading.md says how a release is tagged)
+PREVIOUS = "v0.1.0"  # the release before this one: scripts/release.sh tags it and writes its archive
+RELEASES = Path(__file__).parent / "releases"
 SOURCE = "upgrade"
 PORTS = {  # a second installation next to the suite's services
     "PULSE_S3_PORT": "38333", "PULSE_S3_BASE_PORT": "38300", "PULSE_PG_PORT": "35432", "PULSE_CH_PORT": "38123",
@@ -82,15 +83,25 @@ def installation_settings(home: Path) -> Settings:
 def previous_release(tmp: Path) -> Path:
     """The previous release's files (its code, dbt project, dashboards), sharing this checkout's installed
     tools (virtualenvs, JVM jars): an upgrade replaces code, not the machine's packages."""
+    with tarfile.open(RELEASES / f"{PREVIOUS}.tar.gz") as tar:
+        tar.extractall(tmp, filter="data")
     tree = tmp / PREVIOUS
-    done = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", PREVIOUS], capture_output=True)
-    assert done.returncode == 0, f"release tag {PREVIOUS} not found (git fetch --tags): {done.stderr.decode()}"
-    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
-        tar.extractall(tree, filter="data")
     for installed in (".venv", ".venv-superset", ".jvm"):
         if (REPO_ROOT / installed).exists():
             (tree / installed).symlink_to(REPO_ROOT / installed)
     return tree
+
+
+def test_the_release_archive_is_the_tagged_code():
+    """The archive holds the tag's files byte for byte (checked where the checkout has the tag)."""
+    tagged = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", PREVIOUS, "pulse"], capture_output=True)
+    if tagged.returncode != 0:
+        pytest.skip(f"this checkout has no tag {PREVIOUS}: {tagged.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(tagged.stdout)) as tar:
+        want = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    with tarfile.open(RELEASES / f"{PREVIOUS}.tar.gz") as tar:
+        have = {m.name.removeprefix(f"{PREVIOUS}/"): tar.extractfile(m).read() for m in tar if m.isfile()}
+    assert {k: v for k, v in have.items() if k.startswith("pulse/")} == want
 
 
 def run(code_root: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
