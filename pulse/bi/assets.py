@@ -120,9 +120,24 @@ def normalise(obj: dict, path: str, keep_memo: bool = False) -> dict:
                 node["meta"]["code"] = MEMO_PLACEHOLDER
         for flt in obj.get("metadata", {}).get("native_filter_configuration", []):
             flt["chartsInScope"] = []
-        obj.get("metadata", {}).pop("positions", None)
+        _drop_view_state(obj.get("metadata", {}))
         obj.get("metadata", {}).get("global_chart_configuration", {})["chartsInScope"] = []
     return obj
+
+
+# what Superset writes into a dashboard itself: chart positions, and the label colours its frontend stores
+# (PUT /api/v1/dashboard/<id>/colors) whenever an owner opens the dashboard — state of the instance, not edits
+VIEW_STATE = {"positions": None, "map_label_colors": None, "shared_label_colors": [], "color_scheme_domain": []}
+
+
+def _drop_view_state(metadata: dict) -> None:
+    for key, repo_value in VIEW_STATE.items():
+        if repo_value is None:
+            metadata.pop(key, None)
+        elif key in metadata:
+            metadata[key] = repo_value
+    if metadata.get("color_namespace", "") is None:
+        metadata.pop("color_namespace")
 
 
 def _ours(bundle: Bundle, live: Bundle) -> dict[str, tuple[str, dict]]:

@@ -166,6 +166,13 @@ def test_superset_reads_clickhouse_as_the_read_only_role(bi):
 def test_deploy_is_idempotent_and_a_changed_yaml_updates_the_chart(bi, tmp_path):
     stack, deployed, client = bi
     assert set(deployed.dashboards) == {"Product analytics", "Data quality", "ML & forecasts", "Realtime"}
+    # opened by an owner, the dashboard stores its label colours (Superset's frontend does this request):
+    # instance state, neither a difference nor exported
+    dashboard_id = client.get("/api/v1/dashboard/product-analytics")["result"]["id"]
+    colours = {"map_label_colors": {"ios": "#1FA8C9"}, "shared_label_colors": ["ios"], "color_scheme_domain": ["#1FA8C9"]}
+    client.put(f"/api/v1/dashboard/{dashboard_id}/colors?mark_updated=false", colours | {"color_scheme": "supersetColors"})
+    stored = json.loads(client.get(f"/api/v1/dashboard/{dashboard_id}")["result"]["json_metadata"])
+    assert stored["map_label_colors"] == colours["map_label_colors"]
     again = assets.deploy(stack, SOURCE, memo=deployed_memo(deployed), warm=False)
     assert again.changed == []  # nothing to import the second time
     edited = tmp_path / "superset"
