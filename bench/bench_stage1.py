@@ -107,8 +107,8 @@ def bench(n_events: int, jdbc: bool, spark, reuse: bool) -> None:
     if not jdbc:
         return
     # COPY vs JDBC for the biggest table, from the same cached DataFrame
-    raw, _, _ = job.read_raw(spark, s, source)
-    events = transform.clean_events(rules.classify(raw), source, "bench").cache()
+    raw, compiled, _, _ = job.read_raw(spark, s, source, job.staged_spec(s, source))
+    events = transform.clean_events(rules.classify(raw, compiled), source, "bench").cache()
     n = events.count()
     with pg.connect(s.postgres) as conn:
         conn.execute("create unlogged table if not exists staging_load.bench_copy (like staging.events)")

@@ -40,7 +40,7 @@ RAW_COLUMNS = ["event_id", *PUBLIC_COLUMNS, "currency", "platform", "country", "
 # microseconds since 1970 — 9-10, 12-13, 15-16 digits cover 1973-2286 in each unit
 EPOCH_DIGITS = {1: (9, 10), 1_000: (12, 13), 1_000_000: (15, 16)}
 
-EVENT_TYPES = ("view", "click", "cart", "remove_from_cart", "purchase")
+EVENT_TYPES = ("view", "click", "cart", "remove_from_cart", "purchase")  # the demo layout's closed vocabulary
 # spellings seen in the wild that mean a known type
 EVENT_TYPE_SYNONYMS = {"add_to_cart": "cart", "page_view": "view", "order": "purchase", "remove": "remove_from_cart"}
 
@@ -59,12 +59,12 @@ COUNTRY_CURRENCY = {"US": "USD", "DE": "EUR", "FR": "EUR", "GB": "GBP", "IN": "I
 RULES = (
     "malformed_line",  # CSV line with the wrong number of fields
     "missing_required_field",  # event_time, event_type or user_id empty
-    "wrong_type",  # ids not integers, price not a number
+    "wrong_type",  # ids the spec checks not integers, price not a number
     "invalid_timestamp",  # event_time in no accepted format
     "future_timestamp",  # event_time after the end of the ingest day + 1 day
-    "unknown_event_type",  # not one of EVENT_TYPES (after normalisation)
+    "unknown_event_type",  # not in the spec's vocabulary (normalised); without one: over 100 characters or a control character
     "unknown_currency",  # currency code without a rate
-    "invalid_price",  # price <= 0
+    "invalid_price",  # a revenue event without a price; price <= 0 where the spec requires positive prices
     "duplicate_event_id",  # the same event_id seen earlier
     "near_duplicate",  # same user/session/type/product/time as an earlier event
 )

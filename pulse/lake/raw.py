@@ -3,6 +3,7 @@
 Layout under ``s3://<raw_bucket>/<raw_prefix>/source=<source>/``:
   ingest_date=YYYY-MM-DD/part-NNNNN.csv.gz      the files, never rewritten once committed
   _manifests/ingest_date=YYYY-MM-DD.json         written last: a partition exists only once this does
+  _spec.yaml                                     the source spec the cleaning job applies (none: Pulse's layout)
 
 So a partial upload never looks complete (readers list manifests, not files), and uploading
 the same partition again is a no-op; different bytes for a committed partition are refused.
@@ -27,6 +28,10 @@ from pulse.common.progress import say, step
 from pulse.config import S3Config
 from pulse.domain import SCHEMA_VERSION
 from pulse.lake.layout import PARTITION_RE, manifest_name, partition_name
+from pulse.sources import spec as specs
+
+SPEC_FILE = "_spec.yaml"
+DEFAULT_SPEC = "demo"  # a source stored without a spec is in Pulse's own layout (every release before specs)
 
 
 class RawLayerError(RuntimeError):
@@ -96,6 +101,33 @@ def build_manifest(source: str, ingest_date: str, files: list[Path]) -> dict:
 
 def _same_content(a: dict, b: dict) -> bool:
     return [(f["file"], f["sha256"]) for f in a["files"]] == [(f["file"], f["sha256"]) for f in b["files"]]
+
+
+def spec_key(cfg: S3Config, source: str) -> str:
+    return f"{source_prefix(cfg, source)}/{SPEC_FILE}"
+
+
+def put_spec(cfg: S3Config, source: str, spec: specs.Spec) -> bool:
+    """Store the spec the source's next cleaning run applies (its name as object metadata); returns
+    whether it changed."""
+    current = source_spec(cfg, source)
+    if (current.name, current.text) == (spec.name, spec.text):
+        return False
+    body = spec.text.encode()
+    s3util.client(cfg).put_object(Bucket=cfg.raw_bucket, Key=spec_key(cfg, source), Body=body, Metadata={"spec-name": spec.name})
+    return True
+
+
+def source_spec(cfg: S3Config, source: str) -> specs.Spec:
+    """The source's spec as stored with its RAW files (validated again: it is read by a job)."""
+    try:
+        obj = s3util.client(cfg).get_object(Bucket=cfg.raw_bucket, Key=spec_key(cfg, source))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+            return specs.load(DEFAULT_SPEC)
+        raise
+    name = obj.get("Metadata", {}).get("spec-name", source)
+    return specs.parse(obj["Body"].read().decode(), name=name, where=f"s3://{cfg.raw_bucket}/{spec_key(cfg, source)}")
 
 
 def read_manifest(s3: Any, cfg: S3Config, source: str, ingest_date: str) -> dict | None:

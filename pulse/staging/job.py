@@ -20,10 +20,12 @@ from pulse.common.progress import say, step
 from pulse.common.spark import session
 from pulse.config import DEMO_SOURCE, PipelineConfig, Settings
 from pulse.domain import source_name
-from pulse.lake.raw import list_committed
+from pulse.lake.raw import list_committed, source_spec
+from pulse.sources.compile import Compiled, compile_spec
+from pulse.sources.spec import Spec, SpecError
 from pulse.staging import load, raw_reader, recovery, transform
 from pulse.staging.migrate import migrate
-from pulse.staging.rules import apply_duplicates, check_rows, find_duplicates
+from pulse.staging.rules import apply_duplicates, check_rows, find_duplicates, kept
 
 
 class LoadCheckError(RuntimeError):
@@ -69,11 +71,30 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def read_raw(spark, settings: Settings, source: str):
+# staging keeps integer user, product and category ids in this release: a spec must check them
+STAGED_INTEGERS = ("user_id", "product_id", "category_id")
+
+
+def staged_spec(settings: Settings, source: str) -> Spec:
+    """The source's spec, if this release's staging can hold what it gives."""
+    spec = source_spec(settings.s3, source)
+    if spec.input.format != "csv":
+        raise SpecError(f"{spec.name}: input.format {spec.input.format}: the cleaning job reads CSV in this release")
+    missing = [f for f in STAGED_INTEGERS if f in spec.fields and f not in spec.integer_fields]
+    if missing:
+        raise SpecError(f"{spec.name}: checks.integer must list {', '.join(missing)}: staging keeps them as integers")
+    return spec
+
+
+def read_raw(spark, settings: Settings, source: str, spec: Spec) -> tuple[DataFrame, Compiled, list[str], int]:
+    """The source's RAW records and the spec compiled against their columns (a wrong spec fails here)."""
     files = list_committed(settings.s3, source)
     if not files:
         raise LoadCheckError(f"no committed RAW partitions for source={source} in s3://{settings.s3.raw_bucket}")
-    return raw_reader.read(spark, settings.s3, files), sorted({f.ingest_date for f in files}), len(files)
+    dialect = raw_reader.Dialect(spec.input.delimiter, spec.input.quote)
+    raw = raw_reader.read(spark, settings.s3, files, optional=spec.input.columns, dialect=dialect)
+    compiled = compile_spec(spark, spec, raw, inputs=spec.input.columns or None)
+    return raw, compiled, sorted({f.ingest_date for f in files}), len(files)
 
 
 def run(settings: Settings, source: str = DEMO_SOURCE, spark=None, force: bool = False) -> dict:
@@ -117,14 +138,17 @@ def _guarded_run(settings: Settings, source: str, spark, force: bool) -> dict:
             spark.stop()
 
 
-def _frames(raw, source: str, run_id: str) -> tuple[DataFrame, DataFrame, dict[str, DataFrame], list[DataFrame]]:
+Frames = tuple[DataFrame, DataFrame, dict[str, DataFrame], list[DataFrame]]
+
+
+def _frames(raw, compiled: Compiled, source: str, run_id: str) -> Frames:
     """The rules, dedup and every staging table as lazy frames: (checked rows, classified rows, table -> frame,
-    the cached frames to unpersist)."""
+    the cached frames to unpersist). The checked rows include those the spec's filters leave out."""
     # the checked rows are scanned by every output; the dedup losers are small. Both are cached so
     # S3 is read and the rules evaluated once; ``classified`` is a cheap broadcast join over them.
-    checked = check_rows(raw).persist(StorageLevel.MEMORY_AND_DISK)
-    losers = find_duplicates(checked).persist(StorageLevel.MEMORY_AND_DISK)
-    classified = apply_duplicates(checked, losers)
+    checked = check_rows(raw, compiled).persist(StorageLevel.MEMORY_AND_DISK)
+    losers = find_duplicates(kept(checked)).persist(StorageLevel.MEMORY_AND_DISK)
+    classified = apply_duplicates(kept(checked), losers)
     events = transform.clean_events(classified, source, run_id).persist(StorageLevel.MEMORY_AND_DISK)
     users = transform.users(events).persist(StorageLevel.MEMORY_AND_DISK)
     frames = {
@@ -153,17 +177,30 @@ def _copy(cfg, frames: dict[str, DataFrame], run_id: str) -> tuple[dict[str, int
     return counts, table_seconds, s.seconds
 
 
-def _check_accounting(rows_in: int, counts: dict[str, int], quarantined: int) -> None:
-    if counts["events"] + counts["quarantine"] != rows_in or counts["quarantine"] != quarantined:
+def _counts(frame: DataFrame, column: str) -> dict[str, int]:
+    return {r[column]: r["count"] for r in frame.groupBy(column).count().collect()}
+
+
+def _check_accounting(rows_in: int, counts: dict[str, int], quarantined: int, filtered: int) -> None:
+    if counts["events"] + counts["quarantine"] + filtered != rows_in or counts["quarantine"] != quarantined:
         raise LoadCheckError(
             f"row accounting broken: in={rows_in} out={counts['events']} "
-            f"quarantine={counts['quarantine']} (rules say {quarantined})"
+            f"quarantine={counts['quarantine']} (rules say {quarantined}) filtered={filtered}"
         )
 
 
 def _record(conn, run_id: str, rules: dict[str, int], counts: dict[str, int], audit: dict) -> None:
     """The run's audit rows and its success, in the swap's transaction."""
     cur = conn.cursor()
+    spec: Spec = audit.pop("spec")
+    cur.execute(
+        "insert into staging.source_specs (spec_version, name, spec) values (%s, %s, %s) on conflict do nothing",
+        (spec.version, spec.name, spec.text),
+    )
+    cur.executemany(
+        "insert into staging.load_run_filters (run_id, filter, rows) values (%s, %s, %s)",
+        [(run_id, f, n) for f, n in audit.pop("filtered").items()],
+    )
     cur.executemany(
         "insert into staging.load_run_rules (run_id, rule, rows) values (%s, %s, %s)",
         [(run_id, r, n) for r, n in rules.items()],
@@ -176,28 +213,33 @@ def _record(conn, run_id: str, rules: dict[str, int], counts: dict[str, int], au
         "update staging.load_runs set status = 'succeeded', finished_at = now(), ingest_dates = %(ingest_dates)s, "
         "rows_in = %(rows_in)s, rows_out = %(rows_out)s, rows_quarantined = %(rows_quarantined)s, "
         "spark_seconds = %(spark_seconds)s, load_seconds = %(load_seconds)s, max_ingest_date = %(max_ingest_date)s, "
-        "complete_through = %(complete_through)s, forced = %(forced)s where run_id = %(run_id)s",
-        {**audit, "run_id": run_id},
+        "complete_through = %(complete_through)s, forced = %(forced)s, spec_name = %(spec_name)s, "
+        "spec_version = %(spec_version)s, rows_filtered = %(rows_filtered)s where run_id = %(run_id)s",
+        {**audit, "run_id": run_id, "spec_name": spec.name, "spec_version": spec.version},
     )
 
 
 def _run(spark, settings: Settings, source: str, run_id: str, force: bool) -> dict:
     cfg = settings.postgres
-    raw, ingest_dates, n_files = read_raw(spark, settings, source)
+    spec = staged_spec(settings, source)
+    raw, compiled, ingest_dates, n_files = read_raw(spark, settings, source, spec)
     max_ingest = date.fromisoformat(ingest_dates[-1])
     complete_through = max_ingest - timedelta(days=settings.pipeline.late_arrival_days)
     say(f"    reading {n_files} RAW objects from {len(ingest_dates)} ingest dates via S3 (complete through {complete_through})")
-    checked, classified, frames, cached = _frames(raw, source, run_id)
+    if spec.name != "demo":
+        say(f"    spec {spec.name} (version {spec.version})")
+    checked, classified, frames, cached = _frames(raw, compiled, source, run_id)
     with step("spark: parse, validate, dedup") as s:
         rows_in = checked.count()
-        rules = {r["rule"]: r["count"] for r in classified.filter(F.col("rule").isNotNull()).groupBy("rule").count().collect()}
+        filtered = _counts(checked.filter(F.col("_filtered").isNotNull()), "_filtered")
+        rules = _counts(classified.filter(F.col("rule").isNotNull()), "rule")
         s.rows = rows_in
     spark_seconds = s.seconds
-    check_quality(classified, rows_in, rules, settings.pipeline)
+    check_quality(classified, rows_in - sum(filtered.values()), rules, settings.pipeline)  # the gate judges kept rows
     load.create_load_tables(cfg, load.TABLES, run_id)
     counts, table_seconds, copy_seconds = _copy(cfg, frames, run_id)
     quarantined = sum(rules.values())
-    _check_accounting(rows_in, counts, quarantined)
+    _check_accounting(rows_in, counts, quarantined, sum(filtered.values()))
     check_shrink(cfg, source, counts["events"], settings.pipeline.max_shrink, force)
     with step("load: index the new partitions (aside)") as s:
         load.index_load_tables(cfg, load.TABLES, run_id)
@@ -209,7 +251,8 @@ def _run(spark, settings: Settings, source: str, run_id: str, force: bool) -> di
             "ingest_dates": len(ingest_dates), "rows_in": rows_in, "rows_out": counts["events"],
             "rows_quarantined": quarantined, "spark_seconds": spark_seconds,
             "load_seconds": copy_seconds + index_seconds + s.seconds, "max_ingest_date": max_ingest,
-            "complete_through": complete_through, "forced": force,
+            "complete_through": complete_through, "forced": force, "spec": spec, "filtered": filtered,
+            "rows_filtered": sum(filtered.values()),
         })  # fmt: skip
     for frame in cached:
         frame.unpersist()
@@ -220,6 +263,8 @@ def _run(spark, settings: Settings, source: str, run_id: str, force: bool) -> di
         "rows_out": counts["events"],
         "complete_through": complete_through.isoformat(),
         "quarantined": dict(sorted(rules.items())),
+        "filtered": dict(sorted(filtered.items())),
+        "spec": f"{spec.name} {spec.version}",
         "tables": counts,
         "spark_seconds": round(spark_seconds, 2),
         "copy_seconds": round(copy_seconds, 2),

@@ -7,14 +7,18 @@ Dedup rules need a window over all rows and live in ``find_duplicates``.
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from pulse.domain import EPOCH_DIGITS, EVENT_TYPE_SYNONYMS, EVENT_TYPES, FX_TO_USD, RAW_COLUMNS, RULES
+from pulse.domain import EPOCH_DIGITS, EVENT_TYPE_SYNONYMS, FX_TO_USD, RULES
+from pulse.sources.compile import Compiled, mapped
 
 INT_RE = r"^-?[0-9]{1,19}$"  # try_cast then rejects what overflows bigint
+MAX_EVENT_TYPE_LENGTH = 100
 NUM_RE = r"^-?[0-9]+(\.[0-9]+)?$"
 DEFAULT_CURRENCY = "USD"
 
@@ -36,14 +40,17 @@ DATETIME_RE = rf"^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[T ][0-9]{{2}}:[0-9]{{2}}:[0-9
 EPOCH_PARSERS = {1: F.timestamp_seconds, 1_000: F.timestamp_millis, 1_000_000: F.timestamp_micros}
 
 
-def parse_event_time(s: Column) -> Column:
+def parse_event_time(s: Column, zone: str = "UTC") -> Column:
     """UTC timestamp from ISO-8601 (Z, ±hh:mm or a region zone such as Europe/Berlin, whose local time
     is read with that day's daylight saving time; optional fraction, kept to the microsecond), the
-    public dataset's 'yyyy-MM-dd HH:mm:ss UTC', naive date-times (taken as UTC) or epoch seconds,
-    milliseconds or microseconds (by their digits, ``EPOCH_DIGITS``); NULL otherwise.
+    public dataset's 'yyyy-MM-dd HH:mm:ss UTC', naive date-times (wall-clock time of ``zone``) or epoch
+    seconds, milliseconds or microseconds (by their digits, ``EPOCH_DIGITS``); NULL otherwise.
     The regex keeps Spark's lenient cast from accepting partial dates such as '2026'; the cast
     itself is ~40% cheaper than a chain of try_to_timestamp patterns."""
-    out = F.when(s.rlike(DATETIME_RE), s.try_cast("timestamp"))
+    parsed = s.try_cast("timestamp")
+    if zone != "UTC":  # the job's session zone is UTC: a naive time is then moved from ``zone`` to UTC
+        parsed = F.when(s.rlike(f"( ?({ZONE_RE}))$"), parsed).otherwise(F.to_utc_timestamp(parsed, zone))
+    out = F.when(s.rlike(DATETIME_RE), parsed)
     for per_second, (lo, hi) in EPOCH_DIGITS.items():
         out = out.when(s.rlike(f"^[0-9]{{{lo},{hi}}}$"), EPOCH_PARSERS[per_second](s.try_cast("bigint")))
     return out
@@ -57,76 +64,107 @@ def _lookup(key: Column, table: dict, otherwise: Column | None = None) -> Column
     return out.otherwise(otherwise) if otherwise is not None else out
 
 
-def normalize_event_type(s: Column) -> Column:
-    t = F.lower(F.trim(s))
-    return _lookup(t, EVENT_TYPE_SYNONYMS, t)
+def normalize_event_type(s: Column, synonyms: dict[str, str] | None = None) -> Column:
+    """Trimmed lower snake case ("Add To Cart", "addToCart" -> add_to_cart), then a synonym's name."""
+    t = F.lower(F.regexp_replace(F.regexp_replace(F.trim(s), "([a-z0-9])([A-Z])", "$1_$2"), "[\\s-]+", "_"))
+    return _lookup(t, EVENT_TYPE_SYNONYMS | (synonyms or {}), t)
 
 
 def fx_rate(currency: Column) -> Column:
     return _lookup(currency, {k: F.lit(v).cast("decimal(12,6)") for k, v in FX_TO_USD.items()})
 
 
-def normalize(df: DataFrame) -> DataFrame:
+def _field(df: DataFrame, name: str) -> Column:
+    """A spec field's text (``f_<name>`` of ``pulse.sources.compile.mapped``), blank as NULL; NULL when not given."""
+    return _blank_to_null(F.col(f"f_{name}")) if f"f_{name}" in df.columns else F.lit(None).cast("string")
+
+
+def _event_time(df: DataFrame, compiled: Compiled) -> Column:
+    if dict(df.dtypes)["f_event_time"] == "string":
+        return parse_event_time(_field(df, "event_time"), compiled.spec.time_zone)
+    return F.col("f_event_time")  # the spec's expression gave an instant already
+
+
+def _integer(v: Column) -> Column:
+    return F.when(v.rlike(INT_RE), v.try_cast("bigint"))
+
+
+def normalize(df: DataFrame, compiled: Compiled) -> DataFrame:
     """Trimmed, typed, normalised columns next to the raw ones (raw kept for the quarantine)."""
-    v = {c: _blank_to_null(F.col(c)) for c in RAW_COLUMNS}
-    ingest_day = F.to_date(F.col("_ingest_date"))
+    v = {name: _field(df, name) for name in ("event_id", "event_type", "user_id", "session_id", "product_id",
+                                             "category_id", "category_code", "brand", "price", "currency",
+                                             "platform", "country", "app_version", "channel")}  # fmt: skip
     currency = F.coalesce(F.upper(v["currency"]), F.lit(DEFAULT_CURRENCY))
     price = F.when(v["price"].rlike(NUM_RE), v["price"].try_cast("decimal(14,2)"))
+    content = [F.col(c) for c in compiled.columns]
     return df.select(
         "*",
-        parse_event_time(v["event_time"]).alias("n_event_ts"),
-        normalize_event_type(v["event_type"]).alias("n_event_type"),
-        F.when(v["user_id"].rlike(INT_RE), v["user_id"].try_cast("bigint")).alias("n_user_id"),
-        F.when(v["product_id"].rlike(INT_RE), v["product_id"].try_cast("bigint")).alias("n_product_id"),
-        F.when(v["category_id"].rlike(INT_RE), v["category_id"].try_cast("bigint")).alias("n_category_id"),
+        _event_time(df, compiled).alias("n_event_ts"),
+        normalize_event_type(v["event_type"], compiled.spec.synonyms).alias("n_event_type"),
+        _integer(v["user_id"]).alias("n_user_id"),
+        _integer(v["product_id"]).alias("n_product_id"),
+        _integer(v["category_id"]).alias("n_category_id"),
         F.lower(v["category_code"]).alias("n_category_code"),
         F.lower(v["brand"]).alias("n_brand"),
         price.alias("n_price"),
         currency.alias("n_currency"),
         F.round(price * fx_rate(currency), 2).cast("decimal(14,2)").alias("n_price_usd"),
-        v["user_session"].alias("n_user_session"),
+        v["session_id"].alias("n_user_session"),
         F.lower(v["platform"]).alias("n_platform"),
-        F.upper(v["country"]).alias("n_country"),
+        F.when(F.length(v["country"]) == 2, F.upper(v["country"])).otherwise(v["country"]).alias("n_country"),
         v["app_version"].alias("n_app_version"),
         F.lower(v["channel"]).alias("n_channel"),
         # a row without an id gets a deterministic one from its content (user files often have none)
-        F.coalesce(v["event_id"], F.substring(F.sha2(F.concat_ws("|", *[F.col(c) for c in RAW_COLUMNS]), 256), 1, 32)).alias(
-            "n_event_id"
-        ),
-        ingest_day.alias("n_ingest_date"),
+        F.coalesce(v["event_id"], F.substring(F.sha2(F.concat_ws("|", *content), 256), 1, 32)).alias("n_event_id"),
+        F.to_date(F.col("_ingest_date")).alias("n_ingest_date"),
     )
 
 
-def row_rules() -> list[Rule]:
+def _shown(df: DataFrame, compiled: Compiled, name: str) -> Column:
+    """``name=<the field's text>`` for a rule's detail (a typed field shows its expression)."""
+    if f"f_{name}" not in df.columns:
+        return F.lit(f"{name}=NULL")
+    if dict(df.dtypes)[f"f_{name}"] != "string":
+        return F.lit(f"{name}: {compiled.spec.fields[name]} gave NULL")
+    return F.concat(F.lit(f"{name}="), F.coalesce(F.col(f"f_{name}"), F.lit("NULL")))
+
+
+def _event_type_rule(df: DataFrame, compiled: Compiled) -> Rule:
+    """A closed vocabulary (the spec's) names the known types; an open one takes any name that is text."""
+    t, vocabulary = F.col("n_event_type"), compiled.spec.vocabulary
+    bad = ~t.isin(*vocabulary) if vocabulary is not None else (F.length(t) > MAX_EVENT_TYPE_LENGTH) | t.rlike("[\\p{Cc}]")
+    return Rule("unknown_event_type", bad, _shown(df, compiled, "event_type"))
+
+
+def row_rules(df: DataFrame, compiled: Compiled) -> list[Rule]:
     """Rules decided by the row alone, in precedence order (after malformed_line)."""
-    c = F.col
-    present = lambda name: _blank_to_null(c(name)).isNotNull()  # noqa: E731
-
-    def bad_int(name: str, parsed: str) -> Column:
-        return present(name) & c(parsed).isNull()
-
-    missing = [F.when(~present(n), F.lit(n)) for n in ("event_time", "event_type", "user_id")]
-    wrong = [F.when(bad_int(n, f"n_{n}"), F.lit(n)) for n in ("user_id", "product_id", "category_id")]
+    c, spec = F.col, compiled.spec
+    present = {name: _field(df, name).isNotNull() for name in spec.fields}
+    given = lambda name: present.get(name, F.lit(False))  # noqa: E731
+    missing = [F.when(~given(n), F.lit(n)) for n in ("event_time", "event_type", "user_id")]
+    wrong = [(n, given(n) & c(f"n_{n}").isNull()) for n in spec.integer_fields if n in ("user_id", "product_id", "category_id")]
+    bad_price = given("price") & c("n_price").isNull()
     wrong_detail = F.coalesce(
-        *[F.when(bad_int(n, f"n_{n}"), F.concat(F.lit(f"{n}="), c(n))) for n in ("user_id", "product_id", "category_id")],
-        F.when(present("price") & c("n_price").isNull(), F.concat(F.lit("price="), c("price"))),
+        *[F.when(bad, _shown(df, compiled, n)) for n, bad in wrong], F.when(bad_price, _shown(df, compiled, "price"))
     )
+    invalid_price = c("n_price") <= 0 if spec.positive_price else F.lit(False)
+    revenue = list(spec.roles.revenue)
     defined = [
         Rule("malformed_line", c("_malformed").isNotNull(), F.lit("wrong number of fields")),
         Rule("missing_required_field", F.coalesce(*missing).isNotNull(), F.concat(F.lit("empty "), F.coalesce(*missing))),
-        Rule("wrong_type", F.coalesce(*wrong).isNotNull() | (present("price") & c("n_price").isNull()), wrong_detail),
-        Rule("invalid_timestamp", c("n_event_ts").isNull(), F.concat(F.lit("event_time="), c("event_time"))),
+        Rule("wrong_type", functools.reduce(operator.or_, [bad for _, bad in wrong], bad_price), wrong_detail),
+        Rule("invalid_timestamp", c("n_event_ts").isNull(), _shown(df, compiled, "event_time")),
         Rule(
             "future_timestamp",
             c("n_event_ts") >= F.date_add(c("n_ingest_date"), 2).cast("timestamp"),
-            F.concat(F.lit("event_time="), c("event_time"), F.lit(" ingest_date="), c("_ingest_date")),
+            F.concat(_shown(df, compiled, "event_time"), F.lit(" ingest_date="), c("_ingest_date")),
         ),
-        Rule("unknown_event_type", ~c("n_event_type").isin(*EVENT_TYPES), F.concat(F.lit("event_type="), c("event_type"))),
-        Rule("unknown_currency", fx_rate(c("n_currency")).isNull(), F.concat(F.lit("currency="), c("currency"))),
+        _event_type_rule(df, compiled),
+        Rule("unknown_currency", fx_rate(c("n_currency")).isNull(), _shown(df, compiled, "currency")),
         Rule(
             "invalid_price",
-            (c("n_price") <= 0) | ((c("n_event_type") == "purchase") & c("n_price").isNull()),
-            F.concat(F.lit("price="), F.coalesce(c("price"), F.lit("NULL"))),
+            invalid_price | (c("n_event_type").isin(*revenue) & c("n_price").isNull() if revenue else F.lit(False)),
+            _shown(df, compiled, "price"),
         ),
     ]
     by_name = {r.name: r for r in defined}
@@ -198,24 +236,32 @@ def apply_duplicates(checked: DataFrame, losers: DataFrame) -> DataFrame:
     )
 
 
-def raw_record() -> Column:
-    """The row as it arrived, for the quarantine: its fields, or the text of a malformed line."""
+def raw_record(compiled: Compiled) -> Column:
+    """The row as it arrived, for the quarantine: its input columns, or the text of a malformed line."""
     return F.when(F.col("_malformed").isNotNull(), F.to_json(F.struct(F.col("_malformed").alias("line")))).otherwise(
-        F.to_json(F.struct(*[F.col(c) for c in RAW_COLUMNS]))
+        F.to_json(F.struct(*[F.col(f"`{c}`") for c in compiled.columns]))
     )
 
 
-def check_rows(raw: DataFrame, passthrough: list[str] | tuple[str, ...] = ()) -> DataFrame:
-    """Normalised columns, the raw record (one JSON string) and the first row rule each row breaks
-    (``passthrough``: more columns of ``raw`` to keep, e.g. the stream's Kafka coordinates)."""
-    df = normalize(raw)
-    rule, detail = first_failing(row_rules())
-    df = df.withColumn("rule", rule).withColumn("detail", detail)
-    keep = [c for c in df.columns if c.startswith("n_")] + ["_file", "_row", "_correction", "rule", "detail", *passthrough]
-    return df.select(*keep, raw_record().alias("raw_record"))
+def check_rows(raw: DataFrame, compiled: Compiled, passthrough: list[str] | tuple[str, ...] = ()) -> DataFrame:
+    """Normalised columns, the raw record (one JSON string), the first row rule each row breaks, and
+    ``_filtered``, the spec's filter that leaves the row out on purpose (such rows are counted, never
+    judged) — ``compiled`` maps the input's columns to the event's fields. ``passthrough``: more columns
+    of ``raw`` to keep, e.g. the stream's Kafka coordinates."""
+    df = normalize(mapped(compiled, raw), compiled)
+    rule, detail = first_failing(row_rules(df, compiled))
+    df = df.withColumn("rule", F.when(F.col("_filtered").isNull(), rule)).withColumn("detail", detail)
+    keep = [c for c in df.columns if c.startswith("n_")]
+    keep += ["_file", "_row", "_correction", "_filtered", "_properties", "rule", "detail", *passthrough]
+    return df.select(*keep, raw_record(compiled).alias("raw_record"))
 
 
-def classify(raw: DataFrame) -> DataFrame:
-    """Every raw row with ``rule``/``detail`` set when it must go to the quarantine."""
-    checked = check_rows(raw)
+def kept(checked: DataFrame) -> DataFrame:
+    """The rows no filter of the spec leaves out: the ones the rules and the dedup judge."""
+    return checked.filter(F.col("_filtered").isNull())
+
+
+def classify(raw: DataFrame, compiled: Compiled) -> DataFrame:
+    """Every raw row the spec keeps, with ``rule``/``detail`` set when it must go to the quarantine."""
+    checked = kept(check_rows(raw, compiled))
     return apply_duplicates(checked, find_duplicates(checked))

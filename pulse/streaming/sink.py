@@ -30,6 +30,8 @@ from pyspark.sql import functions as F
 
 from pulse.config import Settings
 from pulse.domain import RAW_COLUMNS
+from pulse.sources import spec as specs
+from pulse.sources.compile import compile_spec
 from pulse.staging.rules import check_rows
 from pulse.streaming import tables
 
@@ -39,8 +41,15 @@ MESSAGE_FIELDS = ["event_id", "event_time", "user_id", "session_id", "event_type
                   "platform", "country"]  # fmt: skip
 FIELD_OF_COLUMN = {"user_session": "session_id"}  # RAW column -> message field, where the names differ
 CORRUPT = "_corrupt"
+STREAM_SPEC = "demo"
 
 LOG = logging.getLogger("pulse.kafka")  # librdkafka's own lines go to logging, not the terminal
+
+
+def _checked(raw: DataFrame) -> DataFrame:
+    """The stream carries Pulse's own layout as JSON: the batch job's spec compiler and rules judge it."""
+    compiled = compile_spec(raw.sparkSession, specs.load(STREAM_SPEC), raw, inputs=RAW_COLUMNS)
+    return check_rows(raw, compiled, passthrough=["_payload", "partition", "_produced_at"])
 
 
 def judge(messages: DataFrame, lateness_minutes: int) -> DataFrame:
@@ -72,7 +81,7 @@ def judge(messages: DataFrame, lateness_minutes: int) -> DataFrame:
         "partition",
         "_produced_at",
     )
-    checked = check_rows(raw, passthrough=["_payload", "partition", "_produced_at"])
+    checked = _checked(raw)
     too_late = F.col("n_event_ts") < F.col("_produced_at") - F.expr(f"INTERVAL {int(lateness_minutes)} MINUTES")
     checked = checked.withColumn(
         "detail",

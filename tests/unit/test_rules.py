@@ -9,8 +9,10 @@ from decimal import Decimal
 import pytest
 
 from pulse.domain import RAW_COLUMNS, RULES
+from pulse.sources import spec as specs
+from pulse.sources.compile import compile_spec
 from pulse.staging.raw_reader import SCHEMA
-from pulse.staging.rules import classify
+from pulse.staging.rules import check_rows, classify
 
 VALID = {
     "event_id": "e1",
@@ -36,8 +38,9 @@ def row(n: int = 0, malformed: str | None = None, file: str = "part-0.csv.gz", c
     return (*[values[c] for c in RAW_COLUMNS], "2026-10-01", file, malformed, n, correction)
 
 
-def classify_rows(spark, rows: list[tuple]) -> list:
-    return classify(spark.createDataFrame(rows, SCHEMA)).orderBy("_row").collect()
+def classify_rows(spark, rows: list[tuple], spec: str = "demo") -> list:
+    raw = spark.createDataFrame(rows, SCHEMA)
+    return classify(raw, compile_spec(spark, specs.load(spec), raw, inputs=RAW_COLUMNS)).orderBy("_row").collect()
 
 
 @pytest.mark.parametrize(
@@ -148,3 +151,68 @@ def test_missing_event_id_gets_a_deterministic_one(spark):
     a, b = classify_rows(spark, [row(0, event_id=None), row(1, event_id=None, product_id="7")])
     assert a.rule is None and b.rule is None
     assert len(a.n_event_id) == 32 and a.n_event_id != b.n_event_id
+
+
+# --- a source spec's rules: filters, an open vocabulary, time zones ---------------------------------
+
+OPEN = """spec_version: 1
+input: {columns: [event_id, event_time, event_type, product_id, category_id, category_code, brand, price,
+                  user_id, user_session, currency, platform, country, app_version, channel]}
+filters:
+  not_ios: "platform != 'ios'"
+fields: {event_id: event_id, event_time: event_time, event_type: event_type, user_id: user_id,
+         session_id: user_session, price: price, platform: platform, country: country}
+time_zone: Europe/London
+checks: {integer: [user_id]}
+roles: {revenue: [purchase]}
+"""
+
+
+def classify_with(spark, rows: list[tuple], text: str) -> list:
+    raw = spark.createDataFrame(rows, SCHEMA)
+    compiled = compile_spec(spark, specs.parse(text), raw, inputs=RAW_COLUMNS)
+    return check_rows(raw, compiled).orderBy("_row").collect()
+
+
+def test_a_filter_leaves_rows_out_without_judging_them(spark):
+    rows = [
+        row(0, platform="ios", user_id="not-a-number"),
+        row(1, platform="android"),
+        row(2, platform="ios", event_time="2026-10-01T12:00:05Z"),
+    ]
+    got = [(r._filtered, r.rule) for r in classify_with(spark, rows, OPEN)]
+    assert got == [("not_ios", None), (None, None), ("not_ios", None)]  # counted apart: neither kept nor quarantined
+    assert [r.rule for r in classify_rows(spark, rows)] == ["wrong_type", None, None]  # the demo layout has no filter
+
+
+@pytest.mark.parametrize(
+    ("written", "name", "rule"),
+    [
+        ("Add To Cart", "cart", None),  # lower snake case, then the built-in synonym
+        ("addToCart", "cart", None),
+        ("wishlist_v0", "wishlist_v0", None),  # no vocabulary: any name
+        ("first-open", "first_open", None),
+        ("x" * 101, "x" * 101, "unknown_event_type"),
+        ("view\u0007", "view\u0007", "unknown_event_type"),  # a control character
+    ],
+)
+def test_an_open_vocabulary_takes_any_name_that_is_text(spark, written, name, rule):
+    [r] = classify_with(spark, [row(platform="android", event_type=written)], OPEN)
+    assert (r.n_event_type, r.rule) == (name, rule)
+
+
+def test_naive_times_are_read_in_the_specs_zone_and_offsets_as_given(spark):
+    rows = [
+        row(0, platform="web", event_time="2026-06-01 10:00:00"),  # London summer time: 09:00 UTC
+        row(1, platform="web", event_time="2026-01-15 10:00:00"),  # winter: 10:00 UTC
+        row(2, platform="web", event_time="2026-06-01T10:00:00+02:00"),  # an offset wins over the zone
+    ]
+    rows = [(*r[:-4], "2026-06-02", *r[-3:]) for r in rows]  # ingest day after the events
+    got = [r.n_event_ts.strftime("%Y-%m-%d %H:%M") for r in classify_with(spark, rows, OPEN)]
+    assert got == ["2026-06-01 09:00", "2026-01-15 10:00", "2026-06-01 08:00"]
+
+
+def test_zero_and_negative_prices_are_amounts_unless_the_spec_requires_positive(spark):
+    rows = [row(0, platform="web", price="0"), row(1, platform="web", price="-12.50", event_type="refund")]
+    assert [r.rule for r in classify_with(spark, rows, OPEN)] == [None, None]
+    assert [r.rule for r in classify_rows(spark, rows)] == ["invalid_price", "unknown_event_type"]  # the demo layout's rules
