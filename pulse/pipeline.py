@@ -61,15 +61,54 @@ def generate(settings: Settings, out: Path, gen, dirt) -> dict:
 
 
 def ingest_file(
-    settings: Settings, path: Path, source: str, ingest_date: date | None, mapping: dict, upload: bool = True
+    settings: Settings,
+    path: Path,
+    source: str,
+    ingest_date: date | None,
+    mapping: dict,
+    upload: bool = True,
+    spec: str | None = None,
 ) -> dict:
-    """Your own event file into the source's RAW layout (and S3). Returns lines, parts, directory, ingest date."""
+    """Your own event file into the source's RAW layout (and S3). Returns lines, parts, directory, ingest date.
+    With ``spec`` (a preset or a YAML file) the file's bytes are kept as they are and the spec is stored
+    with the source, for the cleaning job; it is dry-run on the file's first rows first, so a wrong spec
+    fails before anything is written."""
     from pulse.lake.ingest_file import ingest_file as ingest
 
-    result = ingest(path, dataset_dir(settings, source), ingest_date, mapping)
+    chosen = None
+    if spec is not None:
+        chosen = load_spec(spec)
+        source_check(settings, chosen, [path], rows=1_000)
+    result = ingest(path, dataset_dir(settings, source), ingest_date, mapping, spec=chosen)
     if upload:
+        if chosen is not None:
+            from pulse.lake.raw import put_spec
+
+            result["spec_changed"] = put_spec(settings.s3, source, chosen)
         result["upload"] = upload_raw(settings, source)
     return result
+
+
+def load_spec(spec: str):
+    """A source spec by preset name or YAML path, validated (SpecError names the line and the field)."""
+    from pulse.sources import spec as specs
+
+    return specs.load(spec)
+
+
+def source_check(settings: Settings, spec, paths: list[Path], rows: int | None = 10_000):
+    """A dry run of ``spec`` on local files: what the cleaning job would load, filter and quarantine."""
+    from pulse.common.spark import session
+    from pulse.staging.dry_run import check
+
+    return check(session(settings, "pulse-source-check"), spec, paths, rows)
+
+
+def source_infer(path: Path):
+    """A spec proposed from a file's first rows (a preset when the layout is a known one)."""
+    from pulse.sources.infer import infer
+
+    return infer(path)
 
 
 def upload_raw(settings: Settings, source: str = DEMO_SOURCE, dataset: Path | None = None, correction: bool = False) -> dict:

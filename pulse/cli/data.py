@@ -25,15 +25,20 @@ def register(sub) -> None:
     add_generate_options(p)
     p.set_defaults(fn=run_generate)
 
-    p = sub.add_parser("ingest-file", help="bring your own event CSV (public e-commerce layout) into RAW")
-    p.add_argument("path", help="CSV or CSV.gz with event_time,event_type,product_id,…,user_session")
+    p = sub.add_parser("ingest-file", help="bring your own event file into RAW (a preset layout, or your spec)")
+    p.add_argument("path", help="CSV or CSV.gz: Pulse's layout (event_time,event_type,user_id,…), or the layout --spec describes")
     p.add_argument("--source", type=source_arg, required=True, help="source name in the lake, staging and marts (e.g. kaggle)")
     p.add_argument(
         "--ingest-date",
         type=date.fromisoformat,
         help="the ingest date of the whole file (default: its latest event date, so no event lies in the future)",
     )
-    p.add_argument("--map", action="append", metavar="PULSE_COL=FILE_COL", help="rename a column (repeatable)")
+    p.add_argument(
+        "--spec",
+        help="a preset (pulse source presets: ecommerce_events, online_retail, …) or your spec's YAML; "
+        "the file is kept as it is and the spec is stored with the source for the cleaning job",
+    )
+    p.add_argument("--map", action="append", metavar="PULSE_COL=FILE_COL", help="without --spec: rename a column (repeatable)")
     p.add_argument("--no-upload", action="store_true", help="only write the local RAW layout")
     p.set_defaults(fn=run_ingest_file)
 
@@ -92,10 +97,14 @@ def run_ingest_file(args: argparse.Namespace) -> int:
 
     s = settings()
     mapping = parse_mapping(args.map or [])
-    result = pipeline.ingest_file(s, Path(args.path), args.source, args.ingest_date, mapping, upload=not args.no_upload)
+    result = pipeline.ingest_file(
+        s, Path(args.path), args.source, args.ingest_date, mapping, upload=not args.no_upload, spec=args.spec
+    )
     print(f"{result['rows']:,} lines in {result['parts']} part(s) at {result['dir']} (ingest date {result['ingest_date']})")
     if "upload" in result:
         print(json.dumps(result["upload"]))
+    if result.get("spec_changed"):
+        print(f"spec {args.spec} stored with source {args.source}: the next `pulse clean` applies it to all its RAW data")
     print(f"next: pulse clean --source {args.source} && pulse model build --source {args.source}")
     return 0
 
