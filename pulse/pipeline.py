@@ -75,18 +75,25 @@ def ingest_file(
     fails before anything is written."""
     from pulse.lake.ingest_file import ingest_file as ingest
 
-    chosen = None
-    if spec is not None:
-        chosen = load_spec(spec)
+    chosen = load_spec(spec) if spec is not None else _stored_spec(settings, source) if upload else None
+    if chosen is not None:
         source_check(settings, chosen, [path], rows=1_000)
     result = ingest(path, dataset_dir(settings, source), ingest_date, mapping, spec=chosen)
     if upload:
-        if chosen is not None:
+        result["upload"] = upload_raw(settings, source)
+        if chosen is not None:  # after the files: a spec never waits for files that did not arrive
             from pulse.lake.raw import put_spec
 
             result["spec_changed"] = put_spec(settings.s3, source, chosen)
-        result["upload"] = upload_raw(settings, source)
     return result
+
+
+def _stored_spec(settings: Settings, source: str):
+    """The spec stored with a source's RAW files, unless it is Pulse's own layout (the default)."""
+    from pulse.lake.raw import DEFAULT_SPEC, source_spec
+
+    stored = source_spec(settings.s3, source)
+    return None if stored.name == DEFAULT_SPEC else stored
 
 
 def load_spec(spec: str):
