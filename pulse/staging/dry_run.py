@@ -87,7 +87,9 @@ def _report(spec: Spec, checked, classified, clean) -> Report:
         "refund": sum(n for t, n in types.items() if t in spec.roles.refund),
     }
     days = clean.select(F.min(F.to_date("n_event_ts")).alias("lo"), F.max(F.to_date("n_event_ts")).alias("hi")).first()
-    shown = ["n_event_ts", "n_event_type", "n_user_id", "n_user_session", "n_product_id", "n_price", "n_currency", "_properties"]
+    # the time formatted by Spark (its session zone is UTC): PySpark would show a collected one in the host's zone
+    when = F.date_format("n_event_ts", "yyyy-MM-dd HH:mm:ss 'UTC'").alias("n_event_time")
+    shown = [when, "n_event_type", "n_user_id", "n_user_session", "n_product_id", "n_price", "n_currency", "_properties"]
     return Report(
         spec=spec,
         rows=checked.count(),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from pyspark.sql import functions as F
 
 from pulse.domain import RAW_COLUMNS, RULES
 from pulse.sources import spec as specs
@@ -208,8 +209,11 @@ def test_naive_times_are_read_in_the_specs_zone_and_offsets_as_given(spark):
         row(2, platform="web", event_time="2026-06-01T10:00:00+02:00"),  # an offset wins over the zone
     ]
     rows = [(*r[:-4], "2026-06-02", *r[-3:]) for r in rows]  # ingest day after the events
-    got = [r.n_event_ts.strftime("%Y-%m-%d %H:%M") for r in classify_with(spark, rows, OPEN)]
-    assert got == ["2026-06-01 09:00", "2026-01-15 10:00", "2026-06-01 08:00"]
+    raw = spark.createDataFrame(rows, SCHEMA)
+    checked = check_rows(raw, compile_spec(spark, specs.parse(OPEN), raw, inputs=RAW_COLUMNS))
+    # formatted by Spark (session zone UTC): PySpark would turn a collected timestamp into the host's zone
+    utc = checked.orderBy("_row").select(F.date_format("n_event_ts", "yyyy-MM-dd HH:mm").alias("t")).collect()
+    assert [r.t for r in utc] == ["2026-06-01 09:00", "2026-01-15 10:00", "2026-06-01 08:00"]
 
 
 def test_zero_and_negative_prices_are_amounts_unless_the_spec_requires_positive(spark):
