@@ -34,7 +34,7 @@ def spark():
     shutil.rmtree(home, ignore_errors=True)
 
 
-TEST_ENV = {
+_TEST_PORTS = {
     # ports away from a developer's running instance (defaults 18333/18300/15432)
     "PULSE_S3_PORT": "28333",
     "PULSE_S3_BASE_PORT": "28300",
@@ -46,6 +46,9 @@ TEST_ENV = {
     "PULSE_SPARK_SHUFFLE_PARTITIONS": "2",
     "PULSE_SPARK_DRIVER_MEMORY": "2g",
 }
+# PULSE_TEST_PORT_OFFSET=N moves the suite's services N ports away, so a second checkout can run beside it
+_OFFSET = int(os.environ.get("PULSE_TEST_PORT_OFFSET", "0"))
+TEST_ENV = {k: str(int(v) + _OFFSET) if k.endswith("_PORT") else v for k, v in _TEST_PORTS.items()}
 
 
 @pytest.fixture(scope="session")
