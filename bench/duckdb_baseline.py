@@ -69,7 +69,7 @@ def run(dataset: Path, threads: int = 2) -> dict:
         from classified""")
     con.execute("""
         create view final as select *,
-            case when rule2 is null and row_number() over (partition by rule2 is null, uid, user_session, etype, pid, ts
+            case when rule2 is null and row_number() over (partition by rule2 is null, uid, user_session, etype, pid, p, ts
                                                            order by _ingest_date, filename) > 1
                  then 'near_duplicate' else rule2 end as final_rule
         from dedup""")

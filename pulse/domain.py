@@ -66,7 +66,7 @@ RULES = (
     "unknown_currency",  # currency code without a rate
     "invalid_price",  # a revenue event without a price; price <= 0 where the spec requires positive prices
     "duplicate_event_id",  # the same event_id seen earlier
-    "near_duplicate",  # same user/session/type/product/time as an earlier event
+    "near_duplicate",  # same user/session/type/product/price/time as an earlier event
 )
 # The stream judges messages by the same rules (a malformed JSON message is a ``malformed_line``)
 # plus one of its own: an event that reaches Kafka more than the configured lateness after it happened.

@@ -34,7 +34,7 @@ TABLES = {
     "ml_model_metrics": "run_id String, trained_at DateTime64(3), metric LowCardinality(String), "
     "model LowCardinality(String), horizon UInt8, mae Float64, mape Nullable(Float64), smape Float64, mase Float64, "
     "folds UInt16, is_chosen Bool",
-    "user_segments": "run_id String, trained_at DateTime64(3), as_of_date Date, user_id Int64, "
+    "user_segments": "run_id String, trained_at DateTime64(3), as_of_date Date, user_id String, "
     "segment LowCardinality(String), cluster UInt8, recency_days Float64, active_days_30 Float64, "
     "sessions_90 Float64, revenue_usd Float64, purchases Float64, tenure_days Float64",
     "segment_profiles": "run_id String, trained_at DateTime64(3), as_of_date Date, cluster UInt8, "
@@ -47,11 +47,36 @@ def _client(settings: Settings, source: str) -> Any:
     return ch_client(settings.clickhouse, database=settings.clickhouse.marts_database(source))
 
 
+def columns_of(definition: str) -> list[tuple[str, str]]:
+    """``"a String, b Nullable(Float64)"`` -> [(a, String), (b, Nullable(Float64))]: commas inside types kept."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(definition + ","):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            name, _, kind = definition[start:i].strip().partition(" ")
+            out.append((name, kind.strip()))
+            start = i + 1
+    return out
+
+
+def migrate_table(client: Any, name: str, definition: str) -> None:
+    """An existing table made by an older release gets this release's columns and types (CREATE TABLE IF
+    NOT EXISTS would keep it as it was): a missing column is added, a changed type modified."""
+    query = f"SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = '{name}'"
+    have = dict(client.query(query).result_rows)
+    for column, kind in columns_of(definition):
+        if column not in have:
+            client.command(f"ALTER TABLE {ident(name)} ADD COLUMN {ident(column)} {kind}")
+        elif have[column] != kind:
+            client.command(f"ALTER TABLE {ident(name)} MODIFY COLUMN {ident(column)} {kind}")
+
+
 def ensure_tables(settings: Settings, source: str) -> None:
     client = _client(settings, source)
     for name, columns in TABLES.items():
         order = "(run_id)" if name == "ml_runs" else "(run_id, trained_at)"
         client.command(f"CREATE TABLE IF NOT EXISTS {ident(name)} ({columns}) ENGINE = MergeTree ORDER BY {order}")
+        migrate_table(client, name, columns)
     for kind, tables in KIND_TABLES.items():
         # finished runs only; the newest *as-of date* wins, so backfilling an older day does not become "latest"
         latest = f"(SELECT argMax(run_id, (as_of_date, trained_at)) FROM ml_runs WHERE kind = '{kind}')"

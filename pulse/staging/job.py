@@ -71,18 +71,11 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-# staging keeps integer user, product and category ids in this release: a spec must check them
-STAGED_INTEGERS = ("user_id", "product_id", "category_id")
-
-
 def staged_spec(settings: Settings, source: str) -> Spec:
-    """The source's spec, if this release's staging can hold what it gives."""
+    """The source's spec, if this release's cleaning job reads its format."""
     spec = source_spec(settings.s3, source)
     if spec.input.format != "csv":
         raise SpecError(f"{spec.name}: input.format {spec.input.format}: the cleaning job reads CSV in this release")
-    missing = [f for f in STAGED_INTEGERS if f in spec.fields and f not in spec.integer_fields]
-    if missing:
-        raise SpecError(f"{spec.name}: checks.integer must list {', '.join(missing)}: staging keeps them as integers")
     return spec
 
 
@@ -150,15 +143,16 @@ def _frames(raw, compiled: Compiled, source: str, run_id: str) -> Frames:
     losers = find_duplicates(kept(checked)).persist(StorageLevel.MEMORY_AND_DISK)
     classified = apply_duplicates(kept(checked), losers)
     events = transform.clean_events(classified, source, run_id).persist(StorageLevel.MEMORY_AND_DISK)
-    users = transform.users(events).persist(StorageLevel.MEMORY_AND_DISK)
+    roles = compiled.spec.roles
+    users = transform.users(events, roles).persist(StorageLevel.MEMORY_AND_DISK)
     frames = {
         "events": events,
         "quarantine": transform.quarantine(classified, source, run_id),
         "users": users,
-        "products": transform.products(events),
+        "products": transform.products(events, roles),
         "daily_event_counts": transform.daily_event_counts(events),
-        "daily_active_users": transform.daily_active_users(events, users),
-        "daily_revenue": transform.daily_revenue(events),
+        "daily_active_users": transform.daily_active_users(events, users, roles),
+        "daily_revenue": transform.daily_revenue(events, roles),
     }
     return checked, classified, frames, [users, events, losers, checked]
 

@@ -19,6 +19,7 @@ from pulse.sources.compile import Compiled, mapped
 
 INT_RE = r"^-?[0-9]{1,19}$"  # try_cast then rejects what overflows bigint
 MAX_EVENT_TYPE_LENGTH = 100
+MAX_ID_LENGTH = 200  # user, session, product and category ids
 NUM_RE = r"^-?[0-9]+(\.[0-9]+)?$"
 DEFAULT_CURRENCY = "USD"
 
@@ -85,8 +86,12 @@ def _event_time(df: DataFrame, compiled: Compiled) -> Column:
     return F.col("f_event_time")  # the spec's expression gave an instant already
 
 
-def _integer(v: Column) -> Column:
-    return F.when(v.rlike(INT_RE), v.try_cast("bigint"))
+def _identifier(v: Column, name: str, compiled: Compiled) -> Column:
+    """An id as text: trimmed, at most ``MAX_ID_LENGTH`` characters; where the spec checks it is an
+    integer, its decimal text (``007`` and ``7`` are one user). NULL when it is not a valid id."""
+    if name in compiled.spec.integer_fields:
+        return F.when(v.rlike(INT_RE), v.try_cast("bigint")).cast("string")
+    return F.when(F.length(v) <= MAX_ID_LENGTH, v)
 
 
 def normalize(df: DataFrame, compiled: Compiled) -> DataFrame:
@@ -101,15 +106,13 @@ def normalize(df: DataFrame, compiled: Compiled) -> DataFrame:
         "*",
         _event_time(df, compiled).alias("n_event_ts"),
         normalize_event_type(v["event_type"], compiled.spec.synonyms).alias("n_event_type"),
-        _integer(v["user_id"]).alias("n_user_id"),
-        _integer(v["product_id"]).alias("n_product_id"),
-        _integer(v["category_id"]).alias("n_category_id"),
+        *[_identifier(v[n], n, compiled).alias(f"n_{n}") for n in ("user_id", "product_id", "category_id")],
         F.lower(v["category_code"]).alias("n_category_code"),
         F.lower(v["brand"]).alias("n_brand"),
         price.alias("n_price"),
         currency.alias("n_currency"),
         F.round(price * fx_rate(currency), 2).cast("decimal(14,2)").alias("n_price_usd"),
-        v["session_id"].alias("n_user_session"),
+        _identifier(v["session_id"], "session_id", compiled).alias("n_user_session"),
         F.lower(v["platform"]).alias("n_platform"),
         F.when(F.length(v["country"]) == 2, F.upper(v["country"])).otherwise(v["country"]).alias("n_country"),
         v["app_version"].alias("n_app_version"),
@@ -142,7 +145,9 @@ def row_rules(df: DataFrame, compiled: Compiled) -> list[Rule]:
     present = {name: _field(df, name).isNotNull() for name in spec.fields}
     given = lambda name: present.get(name, F.lit(False))  # noqa: E731
     missing = [F.when(~given(n), F.lit(n)) for n in ("event_time", "event_type", "user_id")]
-    wrong = [(n, given(n) & c(f"n_{n}").isNull()) for n in spec.integer_fields if n in ("user_id", "product_id", "category_id")]
+    # an id the spec checks is not an integer, or any id is too long
+    ids = {"user_id": "n_user_id", "session_id": "n_user_session", "product_id": "n_product_id", "category_id": "n_category_id"}
+    wrong = [(n, given(n) & c(column).isNull()) for n, column in ids.items()]
     bad_price = given("price") & c("n_price").isNull()
     wrong_detail = F.coalesce(
         *[F.when(bad, _shown(df, compiled, n)) for n, bad in wrong], F.when(bad_price, _shown(df, compiled, "price"))
@@ -201,9 +206,10 @@ def find_duplicates(checked: DataFrame) -> DataFrame:
     """(_file, _row, _dup_rule, _dup_detail) of the rows that lose a dedup, among rows that passed
     the row rules: the first arrival of an event_id wins (later copies are ``duplicate_event_id``),
     unless a copy comes from a correction partition, which then wins (``pulse upload --correction``);
-    then the first of the same user/session/type/product/instant wins (re-sent events with a new id
+    then the first of the same user/session/type/product/price/instant wins (re-sent events with a new id
     are ``near_duplicate``). The windows run on a narrow projection, so wide rows are never shuffled."""
-    natural = ["n_user_id", "n_user_session", "n_event_type", "n_product_id", "n_event_ts"]
+    # the amount belongs to the event: an invoice may hold two lines of one product at different prices
+    natural = ["n_user_id", "n_user_session", "n_event_type", "n_product_id", "n_price", "n_event_ts"]
     ok = checked.filter(F.col("rule").isNull()).select(*ARRIVAL_ORDER, "_correction", "n_event_id", *natural)
     ranked = ok.withColumn("_rank", F.row_number().over(Window.partitionBy("n_event_id").orderBy(*event_id_order())))
     dup = ranked.filter(F.col("_rank") > 1).select(
@@ -220,7 +226,7 @@ def find_duplicates(checked: DataFrame) -> DataFrame:
             "_file",
             "_row",
             F.lit("near_duplicate").alias("_dup_rule"),
-            F.lit("same user/session/type/product/time as an earlier event").alias("_dup_detail"),
+            F.lit("same user/session/type/product/price/time as an earlier event").alias("_dup_detail"),
         )
     )
     return dup.unionByName(near)

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from pulse.sources.spec import Roles
+
 SESSION_GAP_SECONDS = 30 * 60
+DEMO_ROLES = Roles()
+
+
+def is_revenue(roles: Roles) -> Column:
+    return F.col("event_type").isin(*roles.revenue) if roles.revenue else F.lit(False)
+
+
+def revenue_amount(roles: Roles) -> Column:
+    """What an event adds to net revenue: a revenue event its price, a refund minus its price (given negative
+    or not: -|price|), anything else nothing (NULL)."""
+    refund = F.col("event_type").isin(*roles.refund) if roles.refund else F.lit(False)
+    return F.when(is_revenue(roles), F.col("price_usd")).when(refund, -F.abs(F.col("price_usd")))
+
+
+def _step(roles: Roles, i: int) -> Column:
+    """Events of the funnel's i-th step (no funnel: every event is a view of its product)."""
+    if not roles.funnel:
+        return F.lit(i == 0)
+    return F.col("event_type") == roles.funnel[i] if i < len(roles.funnel) else F.lit(False)
 
 
 def _sessionize_missing(events: DataFrame) -> DataFrame:
@@ -50,6 +71,7 @@ def clean_events(classified: DataFrame, source: str, run_id: str) -> DataFrame:
         F.col("n_ingest_date").alias("ingest_date"),
         (F.col("n_ingest_date") > F.to_date("n_event_ts")).alias("is_late"),
         F.lit(run_id).alias("run_id"),
+        F.col("_properties").alias("properties"),
     )
 
 
@@ -66,8 +88,8 @@ def quarantine(classified: DataFrame, source: str, run_id: str) -> DataFrame:
     )
 
 
-def users(events: DataFrame) -> DataFrame:
-    purchase = F.col("event_type") == "purchase"
+def users(events: DataFrame, roles: Roles = DEMO_ROLES) -> DataFrame:
+    revenue = F.sum(revenue_amount(roles))
     return events.groupBy("source", "user_id").agg(
         F.min("event_time").alias("first_seen_at"),
         F.max("event_time").alias("last_seen_at"),
@@ -78,15 +100,14 @@ def users(events: DataFrame) -> DataFrame:
         F.max_by("app_version", "event_time").alias("last_app_version"),
         F.count(F.lit(1)).alias("events"),
         F.count_distinct("session_id").alias("sessions"),
-        F.count(F.when(purchase, 1)).alias("purchases"),
-        F.coalesce(F.sum(F.when(purchase, F.col("price_usd"))), F.lit(0).cast("decimal(14,2)"))
-        .cast("decimal(16,2)")
-        .alias("revenue_usd"),
+        F.count(F.when(is_revenue(roles), 1)).alias("purchases"),
+        F.coalesce(revenue, F.lit(0).cast("decimal(14,2)")).cast("decimal(16,2)").alias("revenue_usd"),
     )
 
 
-def products(events: DataFrame) -> DataFrame:
-    t = F.col("event_type")
+def products(events: DataFrame, roles: Roles = DEMO_ROLES) -> DataFrame:
+    """Per product: its latest attributes, and events of the funnel's first two steps and of revenue
+    (the published names: views, carts, purchases)."""
     return (
         events.filter(F.col("product_id").isNotNull())
         .groupBy("source", "product_id")
@@ -95,9 +116,9 @@ def products(events: DataFrame) -> DataFrame:
             F.max_by("category_code", "event_time").alias("category_code"),
             F.max_by("brand", "event_time").alias("brand"),
             F.max_by("price_usd", "event_time").alias("last_price_usd"),
-            F.count(F.when(t == "view", 1)).alias("views"),
-            F.count(F.when(t == "cart", 1)).alias("carts"),
-            F.count(F.when(t == "purchase", 1)).alias("purchases"),
+            F.count(F.when(_step(roles, 0), 1)).alias("views"),
+            F.count(F.when(_step(roles, 1), 1)).alias("carts"),
+            F.count(F.when(is_revenue(roles), 1)).alias("purchases"),
         )
     )
 
@@ -108,22 +129,31 @@ def daily_event_counts(events: DataFrame) -> DataFrame:
     )
 
 
-def daily_active_users(events: DataFrame, users_df: DataFrame) -> DataFrame:
+def daily_active_users(events: DataFrame, users_df: DataFrame, roles: Roles = DEMO_ROLES) -> DataFrame:
+    """DAU and sessions of the events the ``active`` role names (default: all), new users by first event."""
     new = users_df.groupBy("source", F.col("first_event_date").alias("event_date")).agg(F.count(F.lit(1)).alias("new_users"))
-    active = events.groupBy("source", "event_date").agg(
+    # revenue and refund events are activity too (as in the marts: revenue never leaves with the filter)
+    names = None if roles.active is None else [*roles.active, *roles.revenue, *roles.refund]
+    active = events if names is None else events.filter(F.col("event_type").isin(*names))
+    active = active.groupBy("source", "event_date").agg(
         F.count_distinct("user_id").alias("dau"), F.count_distinct("session_id").alias("sessions")
     )
     return active.join(new, ["source", "event_date"], "left").fillna(0, ["new_users"])
 
 
-def daily_revenue(events: DataFrame) -> DataFrame:
-    buys = events.filter(F.col("event_type") == "purchase")
+def daily_revenue(events: DataFrame, roles: Roles = DEMO_ROLES) -> DataFrame:
+    """Net revenue per day: revenue events minus refunds (days with either)."""
+    money = events.withColumn("_amount", revenue_amount(roles)).filter(F.col("_amount").isNotNull())
+    purchases = F.count(F.when(is_revenue(roles), 1))
     return (
-        buys.groupBy("source", "event_date")
+        money.groupBy("source", "event_date")
         .agg(
-            F.count(F.lit(1)).alias("purchases"),  # purchase events (line items): the data has no order id
-            F.sum("price_usd").cast("decimal(16,2)").alias("revenue_usd"),
-            F.count_distinct("user_id").alias("paying_users"),
+            purchases.alias("purchases"),  # revenue events (line items): the data has no order id
+            F.sum("_amount").cast("decimal(16,2)").alias("revenue_usd"),
+            F.count_distinct(F.when(is_revenue(roles), F.col("user_id"))).alias("paying_users"),
         )
-        .withColumn("avg_purchase_value_usd", F.round(F.col("revenue_usd") / F.col("purchases"), 2).cast("decimal(14,2)"))
+        .withColumn(
+            "avg_purchase_value_usd",
+            F.when(F.col("purchases") > 0, F.round(F.col("revenue_usd") / F.col("purchases"), 2)).cast("decimal(14,2)"),
+        )
     )

@@ -97,10 +97,10 @@ def judge(messages: DataFrame, lateness_minutes: int) -> DataFrame:
         F.col("n_event_ts").alias("event_time"),
         F.date_trunc("minute", "n_event_ts").alias("minute"),
         F.to_date("n_event_ts").alias("day"),
-        F.col("n_user_id").alias("user_id"),
+        F.col("n_user_id").cast("bigint").alias("user_id"),  # the stream's layout checks its ids are integers
         F.col("n_user_session").alias("session_id"),
         F.col("n_event_type").alias("event_type"),
-        F.col("n_product_id").alias("product_id"),
+        F.col("n_product_id").cast("bigint").alias("product_id"),
         F.col("n_price").alias("price"),
         F.col("n_currency").alias("currency"),
         F.col("n_price_usd").alias("price_usd"),

@@ -36,7 +36,7 @@ def ml(stack, spark, tmp_path_factory):
     assert dbt_runner.build(stack, SOURCE).ok
     fc = run.run_forecast(stack, SOURCE, run_id="ml-test-1")
     seg = run.run_segment(stack, SOURCE, run_id="ml-test-1")
-    truth = pd.read_csv(out / USER_TRUTH_FILE).set_index("user_id")
+    truth = pd.read_csv(out / USER_TRUTH_FILE, dtype={"user_id": str}).set_index("user_id")  # ids are text in staging
     return stack, fc, seg, truth
 
 

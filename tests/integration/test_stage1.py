@@ -166,9 +166,9 @@ def test_users_own_file_goes_through_the_same_pipeline(loaded, stack, spark, tmp
     raw.upload_dataset(stack.s3, tmp_path / "raw", "kaggle")
     summary = job.run(stack, "kaggle", spark=spark)
     assert summary["rows_out"] == 4
-    assert q(stack, "select brand from staging.events where source = 'kaggle' and user_id = 519107251") == [("two\nlines",)]
+    assert q(stack, "select brand from staging.events where source = 'kaggle' and user_id = '519107251'") == [("two\nlines",)]
     assert summary["quarantined"] == {"malformed_line": 1, "duplicate_event_id": 1}  # same content -> same derived id
-    [(session,)] = q(stack, "select session_id from staging.events where source = 'kaggle' and user_id = 519107250")
+    [(session,)] = q(stack, "select session_id from staging.events where source = 'kaggle' and user_id = '519107250'")
     assert session.startswith("derived-")  # no client session id: sessionised from inactivity gaps
     [(rev,)] = q(stack, "select revenue_usd from staging.daily_revenue where source = 'kaggle'")
     assert rev == Decimal("33.20")

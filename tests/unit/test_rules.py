@@ -220,3 +220,15 @@ def test_zero_and_negative_prices_are_amounts_unless_the_spec_requires_positive(
     rows = [row(0, platform="web", price="0"), row(1, platform="web", price="-12.50", event_type="refund")]
     assert [r.rule for r in classify_with(spark, rows, OPEN)] == [None, None]
     assert [r.rule for r in classify_rows(spark, rows)] == ["invalid_price", "unknown_event_type"]  # the demo layout's rules
+
+
+def test_ids_are_text_and_an_integer_checked_id_is_its_decimal_text(spark):
+    rows = [
+        row(0, platform="web", user_id="007"),  # OPEN checks user_id is an integer: 007 is user 7
+        row(1, platform="web", user_id="7", user_session="s-" + "x" * 300),  # a session id over 200 characters
+    ]
+    got = [(r.n_user_id, r.rule) for r in classify_with(spark, rows, OPEN)]
+    assert got == [("7", None), ("7", "wrong_type")]
+    text_ids = OPEN.replace("checks: {integer: [user_id]}", "checks: {}")
+    [r] = classify_with(spark, [row(0, platform="web", user_id=" 13085.0 ")], text_ids)
+    assert (r.n_user_id, r.rule) == ("13085.0", None)  # trimmed, otherwise as given
