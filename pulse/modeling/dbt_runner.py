@@ -38,6 +38,28 @@ def connection_env(settings: Settings, source: str) -> dict[str, str]:
     }
 
 
+def loaded_roles(settings: Settings, source: str) -> dict:
+    """The roles of the spec the source's last successful load applied (the demo layout's before any)."""
+    import psycopg
+
+    from pulse.common import pg
+    from pulse.sources import spec as specs
+
+    try:
+        with pg.connect(settings.postgres) as conn:
+            row = conn.execute(
+                "select s.name, s.spec from staging.load_runs r join staging.source_specs s using (spec_version) "
+                "where r.source = %s and r.status = 'succeeded' order by r.finished_at desc limit 1",
+                (source,),
+            ).fetchone()
+    except psycopg.errors.UndefinedTable:  # staging not migrated yet: nothing was loaded
+        row = None
+    spec = specs.parse(row[1], name=row[0]) if row else specs.load("demo")
+    r = spec.roles
+    return {"active": list(r.active) if r.active is not None else None, "funnel": list(r.funnel),
+            "revenue": list(r.revenue), "refund": list(r.refund)}  # fmt: skip
+
+
 def dbt_binary() -> str:
     found = shutil.which("dbt") or str(Path(sys.executable).with_name("dbt"))
     if not Path(found).exists():
@@ -70,9 +92,10 @@ def run(settings: Settings, args: list[str], source: str = DEMO_SOURCE) -> int:
     if args and args[0] not in ("debug", "clean", "deps"):
         # the attach names come from the one place the ClickHouse service also takes them from
         names = {"pg_database": PG_DATABASE, "pg_collection": PG_COLLECTION}
+        roles = {"pulse_roles": loaded_roles(settings, source)}
         cmd += [
             "--vars",
-            json.dumps({"pulse_source": source, "marts_database": settings.clickhouse.marts_database(source), **names}),
+            json.dumps({"pulse_source": source, "marts_database": settings.clickhouse.marts_database(source), **names, **roles}),
         ]
     return subprocess.run(cmd, env=env, cwd=PROJECT_DIR).returncode
 

@@ -1,4 +1,5 @@
--- One user on one day they were active.
+-- One user on one day they were active (an event of the `active` role; views and carts are the funnel's
+-- first two steps, purchases the revenue role's events).
 -- Incremental by day, driven by what changed rather than by a fixed lookback: every day carries a
 -- fingerprint of its events (count and a hash sum over every column the marts use). A run rebuilds
 -- exactly the days whose fingerprint differs from the stored one (new, late, corrected or removed
@@ -34,14 +35,20 @@ select
     e.user_id as user_id,
     count() as events,
     uniqExact(e.session_id) as sessions,
-    countIf(e.event_type = 'view') as views,
-    countIf(e.event_type = 'cart') as carts,
-    countIf(e.event_type = 'purchase') as purchases,
-    toDecimal64(sumIf(e.price_usd, e.event_type = 'purchase'), 2) as revenue_usd,
+    countIf({{ funnel_step(0, 'e.event_type') }}) as views,
+    countIf({{ funnel_step(1, 'e.event_type') }}) as carts,
+    countIf({{ is_role('revenue', 'e.event_type') }}) as purchases,
+    -- net revenue: revenue events' prices minus refunds (-|price|, whether the source gives them negative or not)
+    toDecimal64(
+        sumIf(e.price_usd, {{ is_role('revenue', 'e.event_type') }})
+        - sumIf(abs(e.price_usd), {{ is_role('refund', 'e.event_type') }}),
+        2
+    ) as revenue_usd,
     any(f.day_fingerprint) as day_fingerprint
 from {{ ref('stg_pulse__events') }} as e
 inner join day_fingerprints as f on f.event_date = e.event_date
+where {{ is_role('active', 'e.event_type') }}
 {% if is_incremental() %}
-where e.event_date in (select event_date from changed_days)
+    and e.event_date in (select event_date from changed_days)
 {% endif %}
 group by activity_date, user_id

@@ -15,6 +15,7 @@ select
     coalesce(platform, 'unknown') as platform,
     coalesce(country, 'unknown') as country,
     coalesce(channel, 'unknown') as channel,
-    is_late = 1 as is_late
+    is_late = 1 as is_late,
+    properties
 from {{ source('pulse_staging', 'events') }}
 where source = '{{ var("pulse_source") }}'

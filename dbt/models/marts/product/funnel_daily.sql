@@ -7,7 +7,8 @@ select
     l.event_date as funnel_date,
     countIf(l.funnel_level >= 1) as viewers,
     countIf(l.funnel_level >= 2) as carters,
-    countIf(l.funnel_level >= 3) as purchasers,
+    -- the last step (purchased, in the demo's view -> cart -> purchase); a source's own steps: funnel_steps
+    countIf(l.funnel_level >= {{ [funnel_steps() | length, 2] | max }}) as purchasers,
     if(viewers > 0, carters / viewers, NULL) as view_to_cart,
     if(carters > 0, purchasers / carters, NULL) as cart_to_purchase,
     if(viewers > 0, purchasers / viewers, NULL) as view_to_purchase,

@@ -16,9 +16,10 @@ select
     toDecimal64(sum(a.revenue_usd), 2) as revenue_usd,
     countIf(f.funnel_level >= 1) as funnel_viewers,
     countIf(f.funnel_level >= 2) as funnel_carters,
-    countIf(f.funnel_level >= 3) as funnel_purchasers,
+    countIf(f.funnel_level >= {{ [funnel_steps() | length, 2] | max }}) as funnel_purchasers,  -- the last step
     a.activity_date <= (select complete_through from {{ ref('int_source_watermark') }}) as is_complete
 from {{ ref('int_user_daily_activity') }} as a
 inner join {{ ref('int_user_cohorts') }} as c on c.user_id = a.user_id
-inner join {{ ref('int_user_daily_funnel') }} as f on f.event_date = a.activity_date and f.user_id = a.user_id
+-- left: a source without a funnel has no funnel rows (its funnel columns are 0)
+left join {{ ref('int_user_daily_funnel') }} as f on f.event_date = a.activity_date and f.user_id = a.user_id
 group by activity_date, platform, country, acquisition_channel
