@@ -6,10 +6,12 @@ files and their end-to-end tests (made by the project's own generator: no copied
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -47,7 +49,82 @@ def ecommerce_events(params: GenParams = SAMPLE_PARAMS) -> str:
     return out.getvalue()
 
 
-LAYOUTS = {"ecommerce_events": (ecommerce_events, "csv")}
+COUNTRY_NAMES = {"US": "United States", "IN": "India", "DE": "Germany", "GB": "United Kingdom", "BR": "Brazil",
+                 "FR": "France", "CA": "Canada"}  # fmt: skip
+RETAIL_COLUMNS = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
+LONDON = ZoneInfo("Europe/London")
+
+
+def _stock_code(product_id: int) -> str:
+    """A stock code as the retail export writes them: five digits, some with a letter (85123A)."""
+    code = str(10_000 + product_id % 90_000)
+    return code + "ABC"[product_id % 3] if product_id % 5 == 0 else code
+
+
+RETAIL_PARAMS = dataclasses.replace(SAMPLE_PARAMS, n_events=20_000)  # purchases are ~5 % of events
+VIEWING_PARAMS = dataclasses.replace(SAMPLE_PARAMS, n_events=1_500)
+
+
+def online_retail(params: GenParams = RETAIL_PARAMS) -> str:
+    """UCI Online Retail II: one line per product of an invoice (a session's purchases), local London time
+    to the minute, prices in GBP, customers as ``13085.0`` and a fifth of invoices without one (guests),
+    and cancellations: a later ``C`` invoice taking back a line with a negative quantity."""
+    rng = np.random.default_rng(params.seed)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(RETAIL_COLUMNS)
+    invoices: dict[str, dict] = {}  # session -> invoice: number, time, customer, lines by stock code
+    for e in _events(params):
+        if e["event_type"] != "purchase":
+            continue
+        inv = invoices.setdefault(e["user_session"], {
+            "no": str(489_434 + len(invoices)), "time": e["time"], "country": COUNTRY_NAMES[str(e["country"])],
+            "customer": "" if rng.random() < 0.2 else f"{int(e['user_id'])}.0", "lines": {},
+        })  # fmt: skip
+        description = f"{e['brand']} {e['category_code']}".upper()
+        line = inv["lines"].setdefault(_stock_code(int(e["product_id"])), [0, description, e["price"]])
+        line[0] += int(rng.integers(1, 13))
+    for inv in invoices.values():
+        when = inv["time"].astimezone(LONDON)
+        for code, (quantity, description, price) in inv["lines"].items():
+            row = [code, description, quantity, f"{when:%-m/%-d/%Y %-H:%M}", f"{price:.2f}", inv["customer"], inv["country"]]
+            writer.writerow([inv["no"], *row])
+            if rng.random() < 0.05:  # taken back a day later
+                later = when + timedelta(days=1)
+                writer.writerow([f"C{inv['no']}", code, description, -quantity, f"{later:%-m/%-d/%Y %-H:%M}", *row[4:]])
+    return out.getvalue()
+
+
+NETFLIX_COLUMNS = ["Profile Name", "Start Time", "Duration", "Attributes", "Title", "Supplemental Video Type",
+                   "Device Type", "Bookmark", "Latest Bookmark", "Country"]  # fmt: skip
+DEVICES = {"ios": "Apple iPhone 12 Pro", "android": "Samsung Galaxy S21", "web": "Chrome PC (Cadmium)"}
+
+
+def netflix_viewing(params: GenParams = VIEWING_PARAMS) -> str:
+    """Netflix ViewingActivity.csv: every event a title watched by a profile (a user's name), UTC start
+    times, h:mm:ss durations, the device, and the country as ``US (United States)``."""
+    rng = np.random.default_rng(params.seed)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(NETFLIX_COLUMNS)
+    for e in _events(params):
+        seconds = int(rng.integers(60, 3 * 3600))
+        duration = f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        country = str(e["country"])
+        writer.writerow([
+            f"Profile {int(e['user_id'])}", f"{e['time']:%Y-%m-%d %H:%M:%S}", duration, "",
+            f"Show {int(e['product_id']) % 400}: Season 1: Episode {int(e['product_id']) % 12 + 1}",
+            "TRAILER" if seconds < 180 else "", DEVICES[str(e["platform"])], duration, duration,
+            f"{country} ({COUNTRY_NAMES[country]})",
+        ])  # fmt: skip
+    return out.getvalue()
+
+
+LAYOUTS = {
+    "ecommerce_events": (ecommerce_events, "csv"),
+    "online_retail": (online_retail, "csv"),
+    "netflix_viewing": (netflix_viewing, "csv"),
+}
 
 
 def write_samples(directory: Path = SAMPLES_DIR) -> list[Path]:

@@ -21,8 +21,6 @@ from pyspark.sql import types as T
 from pulse.sources import expressions
 from pulse.sources.spec import Spec, SpecError
 
-MAX_ID_LENGTH = 200  # user, session and product ids longer than this are wrong_type
-
 
 @dataclass(frozen=True)
 class Compiled:

@@ -266,8 +266,9 @@ class _Reader:
                     else self.names(given[key], f"roles.{key}")
                 )
                 roles = _replace(roles, **{key: names})
-        if "signup" in given:
-            roles = _replace(roles, signup=self.text(given["signup"], "roles.signup"))
+        if "signup" in given:  # parsed, so the error can say why it is refused rather than "unknown key"
+            self.text(given["signup"], "roles.signup")
+            raise self.fail(given["signup"], "roles.signup: not in this release yet (a cohort starts on the first active day)")
         if roles.funnel and not 2 <= len(roles.funnel) <= MAX_FUNNEL_STEPS:
             raise self.fail(
                 given.get("funnel", node), f"roles.funnel: expected 2-{MAX_FUNNEL_STEPS} steps or none, got {len(roles.funnel)}"

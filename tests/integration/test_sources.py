@@ -1,11 +1,11 @@
-"""Bring your own dataset: a preset's sample file (the generator's events in the public layout) loaded the
-way a user would — `ingest-file --spec`, the cleaning job, dbt — and the marts checked against pandas on
-the file itself: DAU, net revenue, the funnel by the preset's steps, D1/D7 retention per cohort day."""
+"""Bring your own dataset: each preset's sample file (the generator's events in the public layout) loaded
+the way a user would — `ingest-file --spec`, the cleaning job, dbt — and the marts checked against pandas
+on the file itself: DAU, net revenue, the funnel by the preset's steps, D1/D7 retention per cohort day."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 import pytest
@@ -14,110 +14,153 @@ from pulse import pipeline
 from pulse.common import pg
 from pulse.common.clickhouse import client as ch_client
 from pulse.datagen.layouts import SAMPLES_DIR
+from pulse.domain import FX_TO_USD
 from pulse.modeling import dbt_runner
 from pulse.sources import spec as specs
 from pulse.sources.spec import SpecError
 from pulse.staging import job
 
 pytestmark = pytest.mark.integration
-SOURCE = "preset_ecommerce"
-SAMPLE = SAMPLES_DIR / "ecommerce_events.csv"
-NATURAL = ["user_id", "user_session", "event_type", "product_id", "event_time"]  # the near_duplicate key
+CENT = Decimal("0.01")
 
 
-@pytest.fixture(scope="module")
-def loaded(warehouse, spark):
-    result = pipeline.ingest_file(warehouse, SAMPLE, SOURCE, None, {}, spec="ecommerce_events")
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)  # Spark's round() is half up
+
+
+def ecommerce_events() -> pd.DataFrame:
+    f = pd.read_csv(SAMPLES_DIR / "ecommerce_events.csv", dtype=str, keep_default_na=False)
+    time = pd.to_datetime(f.event_time.str.removesuffix(" UTC"), utc=True)
+    out = pd.DataFrame({"user": f.user_id, "session": f.user_session, "type": f.event_type, "item": f.product_id,
+                        "price": f.price.map(Decimal), "time": time})  # fmt: skip
+    return out.assign(amount=[p if t == "purchase" else None for p, t in zip(out.price, out.type, strict=True)])
+
+
+def online_retail() -> pd.DataFrame:
+    f = pd.read_csv(SAMPLES_DIR / "online_retail.csv", dtype=str, keep_default_na=False).drop_duplicates()
+    f = f[f["Customer ID"].str.strip() != ""]  # guest lines: the preset's filter
+    time = pd.to_datetime(f.InvoiceDate, format="%m/%d/%Y %H:%M").dt.tz_localize("Europe/London").dt.tz_convert("UTC")
+    price = [cents(Decimal(q) * Decimal(p)) for q, p in zip(f.Quantity, f.Price, strict=True)]
+    usd = [cents(p * FX_TO_USD["GBP"]) for p in price]
+    kind = ["refund" if i.startswith("C") else "purchase" for i in f.Invoice]
+    return pd.DataFrame({
+        "user": f["Customer ID"].str.removesuffix(".0"), "session": f.Invoice, "type": kind, "item": f.StockCode,
+        "price": price, "time": time, "amount": [-abs(u) if k == "refund" else u for u, k in zip(usd, kind, strict=True)],
+    })  # fmt: skip
+
+
+def netflix_viewing() -> pd.DataFrame:
+    f = pd.read_csv(SAMPLES_DIR / "netflix_viewing.csv", dtype=str, keep_default_na=False)
+    time = pd.to_datetime(f["Start Time"], utc=True)
+    return pd.DataFrame({"user": f["Profile Name"], "session": None, "type": "view", "item": f.Title, "price": None,
+                         "time": time, "amount": None})  # fmt: skip
+
+
+ORACLES = {"ecommerce_events": ecommerce_events, "online_retail": online_retail, "netflix_viewing": netflix_viewing}
+
+
+def the_file(preset: str) -> pd.DataFrame:
+    """The sample's events as pandas reads the file: one row per event, the first of repeats kept
+    (the same user, session, type, item, price and time)."""
+    events = ORACLES[preset]()
+    events = events.assign(day=events.time.dt.date).astype({"price": str, "session": str})
+    return events.drop_duplicates(["user", "session", "type", "item", "price", "time"])
+
+
+@pytest.fixture(scope="module", params=sorted(ORACLES))
+def loaded(request, warehouse, spark):
+    preset = request.param
+    source = f"preset_{preset}"
+    result = pipeline.ingest_file(warehouse, SAMPLES_DIR / f"{preset}.csv", source, None, {}, spec=preset)
     assert result["spec_changed"] is True
-    summary = job.run(warehouse, SOURCE, spark=spark)
-    build = dbt_runner.build(warehouse, SOURCE)
+    summary = job.run(warehouse, source, spark=spark)
+    build = dbt_runner.build(warehouse, source)
     assert build.ok, build.failures
-    ch = ch_client(warehouse.clickhouse, database=warehouse.clickhouse.marts_database(SOURCE))
-    return warehouse, summary, ch
-
-
-def the_file() -> pd.DataFrame:
-    """The sample as a user's pandas would read it: times in UTC, first of exact repeats kept."""
-    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
-    frame["time"] = pd.to_datetime(frame.event_time.str.removesuffix(" UTC"), utc=True)
-    frame["day"] = frame.time.dt.date
-    return frame.drop_duplicates(NATURAL)
-
-
-def marts(ch, sql: str) -> pd.DataFrame:
-    return ch.query_df(sql)
+    ch = ch_client(warehouse.clickhouse, database=warehouse.clickhouse.marts_database(source))
+    return preset, warehouse, summary, ch
 
 
 def test_the_load_applied_the_preset_and_recorded_it(loaded):
-    settings, summary, _ = loaded
-    preset = specs.load("ecommerce_events")
-    assert summary["spec"] == f"ecommerce_events {preset.version}"
-    rows, repeats = len(pd.read_csv(SAMPLE)), len(pd.read_csv(SAMPLE)) - len(the_file())
-    assert summary["rows_in"] == rows
-    assert summary["quarantined"] == ({"near_duplicate": repeats} if repeats else {})
+    preset, settings, summary, _ = loaded
+    spec = specs.load(preset)
+    assert summary["spec"] == f"{preset} {spec.version}"
+    assert summary["rows_out"] == len(the_file(preset))
     with pg.connect(settings.postgres) as conn:
         [(name, version, filtered)] = conn.execute(
             "select spec_name, spec_version, rows_filtered from staging.load_runs where run_id = %s", (summary["run_id"],)
         ).fetchall()
         [(text,)] = conn.execute("select spec from staging.source_specs where spec_version = %s", (version,)).fetchall()
-    assert (name, version, filtered, text) == ("ecommerce_events", preset.version, 0, preset.text)
-    assert summary["rows_out"] == len(the_file())
+    assert (name, version, text) == (preset, spec.version, spec.text)
+    assert filtered == sum(summary["filtered"].values())
 
 
 def test_dau_and_net_revenue_equal_pandas_on_the_file(loaded):
-    _, _, ch = loaded
-    events = the_file()
-    dau = events.groupby("day").user_id.nunique()
-    got = marts(ch, "SELECT metric_date, dau FROM user_daily_metrics ORDER BY metric_date")
-    assert {pd.Timestamp(d).date(): n for d, n in zip(got.metric_date, got.dau, strict=True)} == dau.to_dict()
-    buys = events[events.event_type == "purchase"]
-    revenue = buys.groupby("day").price.apply(lambda p: sum(map(Decimal, p), Decimal(0)))
-    got = marts(ch, "SELECT revenue_date, revenue_usd FROM revenue_daily WHERE purchases > 0 ORDER BY revenue_date")
-    assert {pd.Timestamp(d).date(): Decimal(str(r)) for d, r in zip(got.revenue_date, got.revenue_usd, strict=True)} == (
-        revenue.to_dict()
+    preset, _, _, ch = loaded
+    events = the_file(preset)
+    got = ch.query_df("SELECT metric_date, dau FROM user_daily_metrics ORDER BY metric_date")
+    assert {pd.Timestamp(d).date(): n for d, n in zip(got.metric_date, got.dau, strict=True)} == (
+        events.groupby("day").user.nunique().to_dict()
     )
+    money = events[events.amount.notna()]
+    revenue = money.groupby("day").amount.apply(lambda a: sum(a, Decimal(0))).to_dict()
+    got = ch.query_df("SELECT revenue_date, revenue_usd FROM revenue_daily ORDER BY revenue_date")
+    got = {pd.Timestamp(d).date(): Decimal(str(r)) for d, r in zip(got.revenue_date, got.revenue_usd, strict=True)}
+    assert {d: r for d, r in got.items() if r or d in revenue} == revenue  # days without money: zero, not missing
+    assert set(got) == set(events.day)
 
 
 def test_the_funnel_follows_the_presets_steps(loaded):
-    _, _, ch = loaded
-    steps = specs.load("ecommerce_events").roles.funnel
+    preset, _, _, ch = loaded
+    steps = specs.load(preset).roles.funnel
+    got = ch.query_df("SELECT funnel_date, viewers, carters, purchasers FROM funnel_daily ORDER BY funnel_date")
+    if not steps:  # invoices, viewing logs: no funnel, an empty funnel mart
+        assert got.empty
+        return
     expected: dict = {}
-    for (day, _), g in the_file().groupby(["day", "user_id"]):
+    for (day, _), g in the_file(preset).groupby(["day", "user"]):
         reached, since = 0, None
         for step in steps:  # each step at or after the earliest time the previous one was reached
-            times = g[(g.event_type == step) & ((g.time >= since) if since is not None else True)].time
+            times = g[(g.type == step) & ((g.time >= since) if since is not None else True)].time
             if times.empty:
                 break
             reached, since = reached + 1, times.min()
         counts = expected.setdefault(day, [0] * len(steps))
         for i in range(reached):
             counts[i] += 1
-    got = marts(ch, "SELECT funnel_date, viewers, carters, purchasers FROM funnel_daily ORDER BY funnel_date")
     assert {pd.Timestamp(r.funnel_date).date(): [r.viewers, r.carters, r.purchasers] for r in got.itertuples()} == expected
 
 
 def test_d1_and_d7_retention_per_cohort_day_equal_pandas(loaded):
-    _, summary, ch = loaded
-    active = the_file()[["day", "user_id"]].drop_duplicates()
-    cohort = active.groupby("user_id").day.min()
-    active = active.assign(n=[(d - cohort[u]).days for d, u in zip(active.day, active.user_id, strict=True)])
+    preset, _, summary, ch = loaded
+    active = the_file(preset)[["day", "user"]].drop_duplicates()
+    cohort = active.groupby("user").day.min()
+    active = active.assign(n=[(d - cohort[u]).days for d, u in zip(active.day, active.user, strict=True)])
     last = pd.Timestamp(summary["complete_through"]).date()
-    got = marts(ch, "SELECT cohort_date, cohort_size, d1_users, d7_users, d1_retention, d7_retention FROM user_retention")
+    got = ch.query_df("SELECT cohort_date, cohort_size, d1_users, d7_users, d1_retention, d7_retention FROM user_retention")
     got = got.set_index(got.cohort_date.map(lambda d: pd.Timestamp(d).date()))
     assert got.cohort_size.to_dict() == cohort.value_counts().to_dict()
     for day, row in got.iterrows():
         for n in (1, 7):
-            users = active[(active.n == n) & active.user_id.map(cohort.eq(day))].user_id.nunique()
+            users = active[(active.n == n) & active.user.map(cohort.eq(day))].user.nunique()
             assert row[f"d{n}_users"] == users, (day, n)
             if day + timedelta(days=n) <= last:
                 assert row[f"d{n}_retention"] == pytest.approx(users / row.cohort_size, rel=1e-12)
 
 
+def test_rows_a_filter_leaves_out_are_counted_not_quarantined(loaded):
+    preset, _, summary, _ = loaded
+    f = pd.read_csv(SAMPLES_DIR / f"{preset}.csv", dtype=str, keep_default_na=False)
+    guests = int((f["Customer ID"].str.strip() == "").sum()) if preset == "online_retail" else 0
+    assert summary["filtered"] == ({"guest_lines": guests} if guests else {})  # the retail export's guest purchases
+    assert "missing_required_field" not in summary["quarantined"]
+    assert summary["rows_in"] == len(f) == summary["rows_out"] + guests + sum(summary["quarantined"].values())
+
+
 def test_a_spec_naming_a_missing_column_fails_before_anything_is_written(warehouse, tmp_path):
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text(specs.load("ecommerce_events").text.replace("user_id: user_id", "user_id: customer"))
-    before = pipeline.raw_partition(warehouse, "preset_wrong", pd.Timestamp("2026-10-31").date())
+    sample = SAMPLES_DIR / "ecommerce_events.csv"
     with pytest.raises(SpecError, match=r"fields.user_id: 'customer': .*the input's columns are: event_time, event_type"):
-        pipeline.ingest_file(warehouse, SAMPLE, "preset_wrong", None, {}, spec=str(wrong))
-    assert before is None and pipeline.raw_partition(warehouse, "preset_wrong", pd.Timestamp("2026-10-31").date()) is None
+        pipeline.ingest_file(warehouse, sample, "preset_wrong", None, {}, spec=str(wrong))
+    assert pipeline.raw_partition(warehouse, "preset_wrong", pd.Timestamp("2026-10-31").date()) is None
     assert not pipeline.dataset_dir(warehouse, "preset_wrong").exists()

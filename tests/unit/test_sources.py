@@ -46,6 +46,7 @@ def test_every_preset_loads_and_has_its_own_version():
             "roles: ship not in event_types.vocabulary",
         ),
         (MINIMAL + "checks:\n  integer: [user_id, colour]\n", "checks.integer: colour not a field"),
+        (MINIMAL + "roles:\n  signup: sign_up\n", "line 7: roles.signup: not in this release yet"),
         (MINIMAL.replace("uid", "''"), "line 5: fields.user_id: expected text"),
         ("- a list\n", "a spec is a mapping"),
     ],
@@ -96,6 +97,7 @@ RETAIL_ROWS = [
     ("489434", "85048", "15CM CHRISTMAS GLASS BALL 20 LIGHTS", "12", "12/1/2009 7:45", "6.95", "13085.0", "United Kingdom"),
     ("C489449", "22087", "PAPER BUNTING WHITE LACE", "-12", "6/1/2010 10:00", "2.95", "16321.0", "Australia"),
     ("489435", "22350", "CAT BOWL", "12", "2009-12-01 07:46:00", "2.55", "", "United Kingdom"),
+    ("489436", "85123A", "WHITE HANGING HEART", "6", "12/1/2009 9:06", "2.55", "12340", "United Kingdom"),
 ]
 RETAIL_COLUMNS = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
 
@@ -113,6 +115,8 @@ def test_the_retail_preset_maps_invoice_lines_refunds_and_guest_lines(spark):
     assert refund.utc == london.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%d %H:%M")
     assert (sale._filtered, refund._filtered, guest._filtered) == (None, None, "guest_lines")
     assert json.loads(sale._properties) == {"Description": "15CM CHRISTMAS GLASS BALL 20 LIGHTS"}
+    [heart] = [r for r in rows if r.Invoice == "489436"]
+    assert (heart.f_user_id, heart.f_product_id) == ("12340", "85123A")  # only a trailing ".0" goes
 
 
 def test_the_ga4_preset_reads_nested_records(spark):
