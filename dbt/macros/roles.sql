@@ -4,7 +4,8 @@
 {% macro pulse_roles() -%}
     {%- set roles = var('pulse_roles') -%}
     {%- if roles is not mapping -%}  {#- sqlfluff's stand-in for var() gives text: lint with the defaults -#}
-        {%- set roles = {'active': none, 'funnel': ['view', 'cart', 'purchase'], 'revenue': ['purchase'], 'refund': []} -%}
+        {%- set roles = {'active': none, 'funnel': ['view', 'cart', 'purchase'], 'revenue': ['purchase'], 'refund': [],
+                         'funnel_labels': ['1. viewed', '2. added to cart', '3. purchased'], 'signup': none} -%}
     {%- endif -%}
     {{- return(roles) -}}
 {%- endmacro %}
@@ -13,11 +14,23 @@
     {{- return(pulse_roles().get('funnel', [])) -}}
 {%- endmacro %}
 
+{#- The chart's name of each funnel step, numbered: 1. viewed, 2. added to cart, ... -#}
+{% macro funnel_labels() -%}
+    {%- set roles = pulse_roles() -%}
+    {%- set labels = roles.get('funnel_labels') or [] -%}
+    {%- if labels | length != funnel_steps() | length -%}
+        {%- set labels = [] -%}
+        {%- for step in funnel_steps() %}{% do labels.append(loop.index ~ '. ' ~ step | replace('_', ' ')) %}{% endfor -%}
+    {%- endif -%}
+    {{- return(labels) -}}
+{%- endmacro %}
+
 {% macro role_events(role) -%}
     {%- set roles = pulse_roles() -%}
     {%- if role == 'active' and roles.get('active') is not none -%}
-        {#- a purchase or a refund is activity too: revenue never leaves with the active filter -#}
-        {{- return(roles['active'] + roles.get('revenue', []) + roles.get('refund', [])) -}}
+        {#- a purchase, a refund or a signup is activity too: revenue never leaves with the active filter,
+            and a cohort never starts on a day its user was not active -#}
+        {{- return(roles['active'] + roles.get('revenue', []) + roles.get('refund', []) + ([roles['signup']] if roles.get('signup') else [])) -}}
     {%- endif -%}
     {{- return(roles.get(role)) -}}
 {%- endmacro %}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from pulse.datagen.events import GenParams, generate
+from pulse.domain import FX_TO_USD
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "sources" / "presets" / "samples"
 SAMPLE_PARAMS = GenParams(n_events=2_000, days=28, end_date=date(2026, 10, 31), seed=7, users_per_chunk=2_000)
@@ -120,10 +122,53 @@ def netflix_viewing(params: GenParams = VIEWING_PARAMS) -> str:
     return out.getvalue()
 
 
+GA4_NAMES = {"view": "view_item", "click": "select_item", "cart": "add_to_cart", "remove_from_cart": "remove_from_cart",
+             "purchase": "purchase"}  # fmt: skip
+GA4_DEVICES = {"ios": ("mobile", "iOS"), "android": ("mobile", "Android"), "web": ("desktop", None)}
+GA4_PARAMS = dataclasses.replace(SAMPLE_PARAMS, n_events=3_000)
+
+
+def _ga4_event(e: dict, name: str, at: datetime, session: int) -> dict:
+    category, system = GA4_DEVICES[str(e["platform"])]
+    usd = round(float(e["price"]) * float(FX_TO_USD[str(e["currency"])]), 2)
+    return {
+        "event_date": f"{at:%Y%m%d}",
+        "event_timestamp": str(int(at.timestamp() * 1_000_000)),  # BigQuery's JSON export writes INT64 as text
+        "event_name": name,
+        "event_params": [
+            {"key": "ga_session_id", "value": {"int_value": str(session)}},
+            {"key": "page_title", "value": {"string_value": f"{e['brand']} {e['category_code']}"}},
+        ],
+        "user_pseudo_id": f"{int(e['user_id'])}.{1_700_000_000 + int(e['user_id'])}",
+        "device": {"category": category, "operating_system": system},
+        "geo": {"country": COUNTRY_NAMES[str(e["country"])]},
+        "app_info": {"version": str(e["app_version"])} if system else None,
+        "traffic_source": {"medium": str(e["channel"])},
+        "ecommerce": {"purchase_revenue_in_usd": usd} if name == "purchase" else None,
+        "items": [{"item_id": f"SKU_{int(e['product_id'])}", "price": usd}],
+    }
+
+
+def ga4_export(params: GenParams = GA4_PARAMS) -> str:
+    """GA4 / Firebase BigQuery export as JSON lines: µs timestamps, GA4's event names (a checkout begun
+    half a minute before each purchase), sessions numbered by their start (``ga_session_id``), nested
+    device, geo, traffic source and ecommerce records, purchase revenue in USD."""
+    out = io.StringIO()
+    sessions: dict[str, int] = {}
+    for e in _events(params):
+        session = sessions.setdefault(str(e["user_session"]), int(e["time"].timestamp()))
+        if e["event_type"] == "purchase":
+            checkout = _ga4_event(e, "begin_checkout", e["time"] - timedelta(seconds=30), session)
+            out.write(json.dumps(checkout, separators=(",", ":")) + "\n")
+        out.write(json.dumps(_ga4_event(e, GA4_NAMES[str(e["event_type"])], e["time"], session), separators=(",", ":")) + "\n")
+    return out.getvalue()
+
+
 LAYOUTS = {
     "ecommerce_events": (ecommerce_events, "csv"),
     "online_retail": (online_retail, "csv"),
     "netflix_viewing": (netflix_viewing, "csv"),
+    "ga4_export": (ga4_export, "jsonl"),
 }
 
 

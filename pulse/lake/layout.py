@@ -1,5 +1,5 @@
-"""The RAW layout, owned here: ``ingest_date=YYYY-MM-DD/part-NNNNN.csv.gz`` partitions, locally and in S3,
-and the manifest that commits each one (``_manifests/ingest_date=YYYY-MM-DD.json``)."""
+"""The RAW layout, owned here: ``ingest_date=YYYY-MM-DD/part-NNNNN.csv.gz`` (``.jsonl.gz``, ``.parquet``)
+partitions, locally and in S3, and the manifest that commits each one (``_manifests/ingest_date=YYYY-MM-DD.json``)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ def partition_dir(root: Path, day: date | str) -> Path:
     return root / partition_name(day)
 
 
-def part_file(n: int, digits: int = 5) -> str:
-    """The name of a partition's n-th file."""
-    return f"part-{n:0{digits}d}.csv.gz"
+def part_file(n: int, digits: int = 5, suffix: str = "csv.gz") -> str:
+    """The name of a partition's n-th file (``csv.gz``; a source of JSON lines ``jsonl.gz``, of Parquet ``parquet``)."""
+    return f"part-{n:0{digits}d}.{suffix}"
 
 
 def manifest_name(day: date | str) -> str:

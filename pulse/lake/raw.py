@@ -58,20 +58,28 @@ def manifest_key(cfg: S3Config, source: str, ingest_date: str) -> str:
 
 
 def describe_file(path: Path) -> dict:
+    """A RAW file's manifest entry: size, hashes, rows (CSV: lines after the header; JSON lines: lines;
+    Parquet: rows in its footer) and whether a CSV record spans lines."""
     body = path.read_bytes()
+    entry = {
+        "file": path.name,
+        "bytes": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "md5": hashlib.md5(body).hexdigest(),  # = the ETag S3 reports: a cheap check that the object is unchanged
+    }
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return entry | {"rows": pq.ParquetFile(path).metadata.num_rows, "multiline": False}
     try:
         text = gzip.decompress(body) if path.suffix == ".gz" else body
     except (OSError, EOFError) as exc:
         raise RawLayerError(f"{path}: not a readable gzip file ({exc})") from exc
     lines = text.count(b"\n") + (0 if text.endswith(b"\n") or not text else 1)
-    return {
-        "file": path.name,
-        "bytes": len(body),
-        "sha256": hashlib.sha256(body).hexdigest(),
-        "md5": hashlib.md5(body).hexdigest(),  # = the ETag S3 reports: a cheap check that the object is unchanged
-        "rows": max(lines - 1, 0),  # minus the header line (physical lines: a multi-line record counts each)
-        "multiline": spans_lines(text),
-    }
+    if path.name.endswith(".jsonl.gz"):
+        return entry | {"rows": lines, "multiline": False}
+    # minus the header line (physical lines: a multi-line record counts each)
+    return entry | {"rows": max(lines - 1, 0), "multiline": spans_lines(text)}
 
 
 def spans_lines(text: bytes) -> bool:
@@ -86,13 +94,24 @@ def spans_lines(text: bytes) -> bool:
     return bool((np.searchsorted(quotes, line_ends) % 2).any())  # quotes before each line end, odd anywhere
 
 
+def raw_files(partition: Path) -> list[Path]:
+    """The RAW files of a local partition: CSV (plain or gzip), gzip'd JSON lines, Parquet."""
+    return [p for p in partition.iterdir() if ".csv" in p.name or p.name.endswith((".jsonl.gz", ".parquet"))]
+
+
+def _format(files: list[Path]) -> str:
+    """What a partition's files are: ``csv.gz`` (Pulse's own and most sources), ``jsonl.gz`` or ``parquet``."""
+    kinds = {p.name.split(".", 1)[1] if "." in p.name else "" for p in files}
+    return kinds.pop() if len(kinds) == 1 else "csv.gz"
+
+
 def build_manifest(source: str, ingest_date: str, files: list[Path]) -> dict:
     entries = [describe_file(p) for p in sorted(files)]
     return {
         "source": source,
         "ingest_date": ingest_date,
         "schema_version": SCHEMA_VERSION,
-        "format": "csv.gz",
+        "format": _format(files),
         "files": entries,
         "rows": sum(e["rows"] for e in entries),
         "bytes": sum(e["bytes"] for e in entries),
@@ -156,7 +175,7 @@ def upload_dataset(cfg: S3Config, local_root: Path, source: str, threads: int = 
     ):
         for part in partitions:
             ingest_date = PARTITION_RE.search(part.name).group(1)  # type: ignore[union-attr]
-            manifest = build_manifest(source, ingest_date, list(part.glob("*.csv*")))
+            manifest = build_manifest(source, ingest_date, raw_files(part))
             if correction:
                 manifest["correction"] = True
             existing = read_manifest(s3, cfg, source, ingest_date)

@@ -57,7 +57,8 @@ def loaded_roles(settings: Settings, source: str) -> dict:
     spec = specs.parse(row[1], name=row[0]) if row else specs.load("demo")
     r = spec.roles
     return {"active": list(r.active) if r.active is not None else None, "funnel": list(r.funnel),
-            "revenue": list(r.revenue), "refund": list(r.refund)}  # fmt: skip
+            "funnel_labels": list(r.step_labels()), "revenue": list(r.revenue), "refund": list(r.refund),
+            "signup": r.signup}  # fmt: skip
 
 
 def dbt_binary() -> str:

@@ -44,6 +44,11 @@ class Input:
     columns: tuple[str, ...] = ()
     sheets: tuple[str, ...] = ()  # XLSX: the sheets to read (all when empty), one table of the same columns
 
+    @property
+    def raw_format(self) -> str:
+        """The format of the source's files in RAW: an XLSX workbook is converted to CSV once, at ingest."""
+        return "csv" if self.format == "xlsx" else self.format
+
 
 @dataclass(frozen=True)
 class Roles:
@@ -52,6 +57,19 @@ class Roles:
     revenue: tuple[str, ...] = ("purchase",)
     refund: tuple[str, ...] = ()  # their amounts count negative (-|price|): given negative or not, never twice
     signup: str | None = None  # the event a user's cohort starts with; else their first active day
+    funnel_labels: tuple[str, ...] = ()  # what the funnel chart calls each step (default: the event names)
+
+    def active_events(self) -> tuple[str, ...] | None:
+        """The event types that make a user active (None: all). Revenue, refund and signup events are
+        activity too, so revenue never leaves with the filter and a cohort starts on an active day."""
+        if self.active is None:
+            return None
+        return (*self.active, *self.revenue, *self.refund, *((self.signup,) if self.signup else ()))
+
+    def step_labels(self) -> tuple[str, ...]:
+        """``1. viewed``, ``2. add to cart``…: the funnel's steps as the chart shows them, numbered."""
+        names = self.funnel_labels or tuple(step.replace("_", " ") for step in self.funnel)
+        return tuple(f"{i}. {name}" for i, name in enumerate(names, 1))
 
 
 @dataclass(frozen=True)
@@ -109,7 +127,7 @@ TOP_KEYS = (
     "event_types", "checks", "properties", "add_properties", "roles",
 )  # fmt: skip
 INPUT_KEYS = ("format", "delimiter", "quote", "encoding", "header", "columns", "sheets")
-ROLE_KEYS = ("active", "funnel", "revenue", "refund", "signup")
+ROLE_KEYS = ("active", "funnel", "funnel_labels", "revenue", "refund", "signup")
 
 
 class _Reader:
@@ -266,9 +284,16 @@ class _Reader:
                     else self.names(given[key], f"roles.{key}")
                 )
                 roles = _replace(roles, **{key: names})
-        if "signup" in given:  # parsed, so the error can say why it is refused rather than "unknown key"
-            self.text(given["signup"], "roles.signup")
-            raise self.fail(given["signup"], "roles.signup: not in this release yet (a cohort starts on the first active day)")
+        if "signup" in given:
+            roles = _replace(roles, signup=self.text(given["signup"], "roles.signup"))
+        if "funnel_labels" in given:
+            labels = self.names(given["funnel_labels"], "roles.funnel_labels")
+            if len(labels) != len(roles.funnel):
+                raise self.fail(
+                    given["funnel_labels"],
+                    f"roles.funnel_labels: expected one label per funnel step ({len(roles.funnel)}), got {len(labels)}",
+                )
+            roles = _replace(roles, funnel_labels=labels)
         if roles.funnel and not 2 <= len(roles.funnel) <= MAX_FUNNEL_STEPS:
             raise self.fail(
                 given.get("funnel", node), f"roles.funnel: expected 2-{MAX_FUNNEL_STEPS} steps or none, got {len(roles.funnel)}"

@@ -4,13 +4,15 @@ out, what each rule would quarantine (with examples), and which roles found even
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark.sql import functions as F
 
+from pulse.lake import workbook
 from pulse.sources.compile import compile_spec
-from pulse.sources.spec import Spec, SpecError
+from pulse.sources.spec import Spec
 from pulse.staging import raw_reader
 from pulse.staging.rules import apply_duplicates, check_rows, find_duplicates, kept
 
@@ -49,22 +51,23 @@ class Report:
 
 def check(spark, spec: Spec, paths: list[Path], rows: int | None = 10_000) -> Report:
     """Read ``paths`` as the job reads RAW, apply ``spec`` to the first ``rows`` records (all: None)."""
-    if spec.input.format != "csv":
-        raise SpecError(f"{spec.name}: input.format {spec.input.format}: the dry run reads CSV in this release")
-    dialect = raw_reader.Dialect(spec.input.delimiter, spec.input.quote)
-    raw = raw_reader.read_local(spark, paths, optional=spec.input.columns, dialect=dialect)
-    if rows is not None:
-        raw = raw.orderBy("_file", "_row").limit(rows)
-    compiled = compile_spec(spark, spec, raw, inputs=spec.input.columns or None)
-    checked = check_rows(raw, compiled).cache()
-    judged = kept(checked)
-    classified = apply_duplicates(judged, find_duplicates(judged)).cache()
-    clean = classified.filter(F.col("rule").isNull())
-    try:
-        return _report(spec, checked, classified, clean)
-    finally:
-        checked.unpersist()
-        classified.unpersist()
+    with tempfile.TemporaryDirectory(prefix="pulse-check-") as scratch:
+        if spec.input.format == "xlsx":  # as ingest converts it; the first rows of each workbook are enough here
+            out = [Path(scratch) / f"{i}-{p.stem}.csv" for i, p in enumerate(paths)]
+            paths = [workbook.to_csv(p, o, spec.input.sheets, rows) for p, o in zip(paths, out, strict=True)]
+        raw = raw_reader.read_local(spark, paths, spec.input.columns, raw_reader.dialect_of(spec.input), spec.input.raw_format)
+        if rows is not None:
+            raw = raw.orderBy("_file", "_row").limit(rows)
+        compiled = compile_spec(spark, spec, raw, inputs=spec.input.columns or None)
+        checked = check_rows(raw, compiled).cache()
+        judged = kept(checked)
+        classified = apply_duplicates(judged, find_duplicates(judged)).cache()
+        clean = classified.filter(F.col("rule").isNull())
+        try:
+            return _report(spec, checked, classified, clean)
+        finally:
+            checked.unpersist()
+            classified.unpersist()
 
 
 def _counts(frame, column: str) -> dict[str, int]:

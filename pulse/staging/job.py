@@ -22,7 +22,7 @@ from pulse.config import DEMO_SOURCE, PipelineConfig, Settings
 from pulse.domain import source_name
 from pulse.lake.raw import list_committed, source_spec
 from pulse.sources.compile import Compiled, compile_spec
-from pulse.sources.spec import Spec, SpecError
+from pulse.sources.spec import Spec
 from pulse.staging import load, raw_reader, recovery, transform
 from pulse.staging.migrate import migrate
 from pulse.staging.rules import apply_duplicates, check_rows, find_duplicates, kept
@@ -72,11 +72,8 @@ def new_run_id() -> str:
 
 
 def staged_spec(settings: Settings, source: str) -> Spec:
-    """The source's spec, if this release's cleaning job reads its format."""
-    spec = source_spec(settings.s3, source)
-    if spec.input.format != "csv":
-        raise SpecError(f"{spec.name}: input.format {spec.input.format}: the cleaning job reads CSV in this release")
-    return spec
+    """The spec stored with the source's RAW files (Pulse's own layout when none was)."""
+    return source_spec(settings.s3, source)
 
 
 def read_raw(spark, settings: Settings, source: str, spec: Spec) -> tuple[DataFrame, Compiled, list[str], int]:
@@ -84,8 +81,7 @@ def read_raw(spark, settings: Settings, source: str, spec: Spec) -> tuple[DataFr
     files = list_committed(settings.s3, source)
     if not files:
         raise LoadCheckError(f"no committed RAW partitions for source={source} in s3://{settings.s3.raw_bucket}")
-    dialect = raw_reader.Dialect(spec.input.delimiter, spec.input.quote)
-    raw = raw_reader.read(spark, settings.s3, files, optional=spec.input.columns, dialect=dialect)
+    raw = raw_reader.read(spark, settings.s3, files, spec.input.columns, raw_reader.dialect_of(spec.input), spec.input.raw_format)
     compiled = compile_spec(spark, spec, raw, inputs=spec.input.columns or None)
     return raw, compiled, sorted({f.ingest_date for f in files}), len(files)
 

@@ -9,6 +9,11 @@ they hold one, or does not say). A record whose field count does
 not match its header comes out with ``_malformed`` holding the text, for the quarantine. Before
 anything is parsed, every object is checked against its manifest (ETag = MD5, else a full sha256):
 RAW is immutable, and a changed object must stop the run, not slip into staging.
+
+A source whose spec reads JSON lines or Parquet is read the same way, by format (``read``'s ``fmt``):
+JSON lines as numbered text lines parsed against the schema Spark infers from all of them (nested
+records and lists stay typed, for the spec's expressions; a line that is not a JSON object is
+``_malformed``), Parquet with the row index Spark keeps per file. XLSX was converted to CSV at ingest.
 """
 
 from __future__ import annotations
@@ -25,14 +30,16 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from pulse.common import s3 as s3util
 from pulse.common.spark import use_s3a
 from pulse.config import S3Config
 from pulse.domain import RAW_COLUMNS
 from pulse.lake.raw import RawFile
+from pulse.sources.spec import Input
 
 CORRUPT = "_corrupt"
 META_SCHEMA = "_ingest_date string, _file string, _malformed string, _row long, _correction boolean"
@@ -57,6 +64,11 @@ class Dialect:
 
 
 COMMA = Dialect()
+
+
+def dialect_of(given: Input) -> Dialect:
+    """How a source's CSV in RAW is written: as its spec's input says, or as ingest wrote a converted workbook."""
+    return Dialect(given.delimiter, given.quote) if given.format == "csv" else COMMA
 
 
 def s3a_path(cfg: S3Config, key: str) -> str:
@@ -205,29 +217,96 @@ def parse_files(
     dialect: Dialect = COMMA,
 ) -> DataFrame:
     """The records of files that share ``header``: (path, file key, ingest date, correction) each."""
-    meta_frame = spark.createDataFrame(meta, "_path string, _file string, _ingest_date string, _correction boolean")
+    body = _lines(spark, meta).filter(F.col("_row") > 1)  # row 1: the header
+    recs = records(body, dialect.quote) if spanning else body.filter(F.col("value") != "")
+    recs = recs.join(_meta_frame(spark, meta), "_path")
+    return parse_records(recs, header, names, dialect).select(*[F.col(f"`{c}`") for c in names], *META)
+
+
+def _meta_frame(spark: SparkSession, meta: list[tuple[str, str, str, bool]]) -> DataFrame:
+    return F.broadcast(spark.createDataFrame(meta, "_path string, _file string, _ingest_date string, _correction boolean"))
+
+
+def _lines(spark: SparkSession, meta: list[tuple[str, str, str, bool]]) -> DataFrame:
+    """Every physical line of the files (value, _path, _row from 1), one task per file (``one_file_per_task``)."""
     # positions are only meaningful right after the scan, so they are taken in the first projection
-    lines = spark.read.text([m[0] for m in meta]).select(
+    return spark.read.text([m[0] for m in meta]).select(
         "value",
         F.col("_metadata.file_path").alias("_path"),
         (F.monotonically_increasing_id() - F.shiftleft(F.spark_partition_id().cast("long"), ROW_BITS) + 1).alias("_row"),
     )
-    body = lines.filter(F.col("_row") > 1)  # row 1: the header
-    recs = (records(body, dialect.quote) if spanning else body.filter(F.col("value") != "")).join(
-        F.broadcast(meta_frame), "_path"
+
+
+def _meta(malformed: Column) -> list[Column]:
+    """The META columns, ``_malformed`` as given."""
+    return [malformed.alias(m) if m == "_malformed" else F.col(m) for m in META]
+
+
+def _absent(names: list[str], optional: tuple[str, ...]) -> list[Column]:
+    """The ``optional`` columns no file has, as NULL text."""
+    lower = {n.lower() for n in names}
+    return [F.lit(None).cast("string").alias(c) for c in optional if c.lower() not in lower]
+
+
+def parse_json_files(spark: SparkSession, meta: list[tuple[str, str, str, bool]], optional: tuple[str, ...] = ()) -> DataFrame:
+    """JSON lines files: one event per line, its keys as columns (nested ones typed), + META."""
+    inferred = spark.read.json([m[0] for m in meta]).schema  # every key of every line: a rare key resolves too
+    fields = [f for f in inferred.fields if f.name != "_corrupt_record"]
+    schema = T.StructType([*fields, T.StructField(CORRUPT, T.StringType())])
+    parsed = F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    recs = _lines(spark, meta).filter(F.trim("value") != "").join(_meta_frame(spark, meta), "_path")
+    recs = recs.withColumn("_p", parsed)
+    malformed = F.col("_p").isNull() | F.col(f"_p.{CORRUPT}").isNotNull() | ~F.ltrim("value").startswith("{")
+    names = [f.name for f in fields]
+    columns = [F.when(~malformed, F.col("_p").getField(n)).alias(n) for n in names]
+    return recs.select(*columns, *_absent(names, optional), *_meta(F.when(malformed, F.col("value"))))
+
+
+def read_parquet_files(spark: SparkSession, meta: list[tuple[str, str, str, bool]], optional: tuple[str, ...] = ()) -> DataFrame:
+    """Parquet files as they are (typed columns; files may differ in columns), numbered by row in each file."""
+    # pandas writes nanosecond timestamps, which Spark's reader refuses: read them as epoch nanoseconds,
+    # which the rules parse by their digits like any epoch number
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    frame = spark.read.option("mergeSchema", "true").parquet(*[m[0] for m in meta])
+    names = list(frame.columns)
+    return (
+        frame.select(
+            *[F.col(f"`{c}`") for c in names],
+            F.col("_metadata.file_path").alias("_path"),
+            (F.col("_metadata.row_index") + 1).alias("_row"),
+        )
+        .join(_meta_frame(spark, meta), "_path")
+        .select(
+            *[F.col(f"`{c}`") for c in names], *_absent(names, optional), *_meta(F.lit(None).cast("string"))
+        )
     )
-    return parse_records(recs, header, names, dialect).select(*[F.col(f"`{c}`") for c in names], *META)
 
 
-def read_local(spark: SparkSession, paths: list[Path], optional: tuple[str, ...] = (), dialect: Dialect = COMMA) -> DataFrame:
-    """Local CSV files (plain or gzip) read as ``read`` reads RAW: for a dry run on a user's files."""
+def read_format(
+    spark: SparkSession, meta: list[tuple[str, str, str, bool]], fmt: str, optional: tuple[str, ...] = ()
+) -> DataFrame:
+    """The records of JSON lines or Parquet files (CSV goes by header groups: ``parse_files``)."""
+    if fmt == "jsonl":
+        return parse_json_files(spark, meta, optional)
+    if fmt == "parquet":
+        return read_parquet_files(spark, meta, optional)
+    raise RawReadError(f"no reader for format {fmt!r}")
+
+
+def read_local(
+    spark: SparkSession, paths: list[Path], optional: tuple[str, ...] = (), dialect: Dialect = COMMA, fmt: str = "csv"
+) -> DataFrame:
+    """Local files (CSV plain or gzip, JSON lines, Parquet) read as ``read`` reads RAW: for a dry run on a user's files."""
+    one_file_per_task(spark, [RawFile(str(p), "", p.stat().st_size, "") for p in paths])
+    if fmt != "csv":
+        meta = [(f"file:{p.resolve()}", p.name, date.today().isoformat(), False) for p in paths]
+        return read_format(spark, meta, fmt, optional)
     groups: dict[tuple[str, ...], list[Path]] = defaultdict(list)
     for path in paths:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
             first = next(csv.reader(fh, delimiter=dialect.delimiter, quotechar=dialect.quote), [])
             groups[tuple(name.strip() for name in first)].append(path)
-    one_file_per_task(spark, [RawFile(str(p), "", p.stat().st_size, "") for p in paths])
     names = columns_of(groups, optional)  # type: ignore[arg-type]
     frames = [
         parse_files(
@@ -239,19 +318,25 @@ def read_local(spark: SparkSession, paths: list[Path], optional: tuple[str, ...]
 
 
 def read(
-    spark: SparkSession, cfg: S3Config, files: list[RawFile], optional: tuple[str, ...] = (), dialect: Dialect = COMMA
+    spark: SparkSession,
+    cfg: S3Config,
+    files: list[RawFile],
+    optional: tuple[str, ...] = (),
+    dialect: Dialect = COMMA,
+    fmt: str = "csv",
 ) -> DataFrame:
     """The files' columns (``columns_of``) + ``_ingest_date, _file, _malformed, _row, _correction`` of every
-    record of ``files``."""
+    record of ``files``, which are in the format ``fmt`` (csv, jsonl, parquet)."""
     use_s3a(spark, cfg)  # the session may have been built for other settings (tests, benchmarks)
     verify_checksums(spark, cfg, files)
     one_file_per_task(spark, files)
-    groups = headers(cfg, files, dialect)
-    names = columns_of(groups, optional)
-    frames = [_parse(spark, cfg, header, group, names, dialect) for header, group in groups.items()]
-    out = frames[0]
-    for frame in frames[1:]:
-        out = out.unionByName(frame)
+    if fmt != "csv":
+        out = read_format(spark, [(s3a_path(cfg, f.key), f.key, f.ingest_date, f.correction) for f in files], fmt, optional)
+    else:
+        groups = headers(cfg, files, dialect)
+        names = columns_of(groups, optional)
+        frames = [_parse(spark, cfg, header, group, names, dialect) for header, group in groups.items()]
+        out = functools.reduce(DataFrame.unionByName, frames)
     # one task per file is right for numbering lines, not for what follows (hundreds of small daily
     # files): merge them into ~16 MB of gzip'd CSV per task, at least two tasks per core. Coalescing
     # is narrow, so every file is still numbered in its own scan partition.

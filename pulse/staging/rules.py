@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
-from pulse.domain import EPOCH_DIGITS, EVENT_TYPE_SYNONYMS, FX_TO_USD, RULES
+from pulse.domain import EPOCH_DIGITS, FX_TO_USD, RULES
 from pulse.sources.compile import Compiled, mapped
 
 INT_RE = r"^-?[0-9]{1,19}$"  # try_cast then rejects what overflows bigint
@@ -22,6 +23,7 @@ MAX_EVENT_TYPE_LENGTH = 100
 MAX_ID_LENGTH = 200  # user, session, product and category ids
 NUM_RE = r"^-?[0-9]+(\.[0-9]+)?$"
 DEFAULT_CURRENCY = "USD"
+MALFORMED = {"csv": "wrong number of fields", "jsonl": "not a JSON object"}  # malformed_line's detail by format
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,20 @@ def _blank_to_null(c: Column) -> Column:
 
 ZONE_RE = r"[+-][0-9]{2}:?[0-9]{2}|Z|UTC|[A-Za-z]+(/[A-Za-z0-9_+-]+)+"  # an offset, or a region such as Asia/Kolkata
 DATETIME_RE = rf"^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[T ][0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(\.[0-9]{{1,9}})?( ?({ZONE_RE}))?$"
-EPOCH_PARSERS = {1: F.timestamp_seconds, 1_000: F.timestamp_millis, 1_000_000: F.timestamp_micros}
+EPOCH_PARSERS = {
+    1: F.timestamp_seconds,
+    1_000: F.timestamp_millis,
+    1_000_000: F.timestamp_micros,
+    # kept to the microsecond, as a fraction is (in decimals: a double is not exact past 2^53)
+    1_000_000_000: lambda ns: F.timestamp_micros(F.floor(ns.cast("decimal(20,0)") / 1000).cast("long")),
+}
 
 
 def parse_event_time(s: Column, zone: str = "UTC") -> Column:
     """UTC timestamp from ISO-8601 (Z, ±hh:mm or a region zone such as Europe/Berlin, whose local time
     is read with that day's daylight saving time; optional fraction, kept to the microsecond), the
     public dataset's 'yyyy-MM-dd HH:mm:ss UTC', naive date-times (wall-clock time of ``zone``) or epoch
-    seconds, milliseconds or microseconds (by their digits, ``EPOCH_DIGITS``); NULL otherwise.
+    seconds, milliseconds, microseconds or nanoseconds (by their digits, ``EPOCH_DIGITS``); NULL otherwise.
     The regex keeps Spark's lenient cast from accepting partial dates such as '2026'; the cast
     itself is ~40% cheaper than a chain of try_to_timestamp patterns."""
     parsed = s.try_cast("timestamp")
@@ -66,9 +74,10 @@ def _lookup(key: Column, table: dict, otherwise: Column | None = None) -> Column
 
 
 def normalize_event_type(s: Column, synonyms: dict[str, str] | None = None) -> Column:
-    """Trimmed lower snake case ("Add To Cart", "addToCart" -> add_to_cart), then a synonym's name."""
+    """Trimmed lower snake case ("Add To Cart", "addToCart" -> add_to_cart), then the name a synonym of the
+    spec's means (the demo layout's: add_to_cart -> cart, ...)."""
     t = F.lower(F.regexp_replace(F.regexp_replace(F.trim(s), "([a-z0-9])([A-Z])", "$1_$2"), "[\\s-]+", "_"))
-    return _lookup(t, EVENT_TYPE_SYNONYMS | (synonyms or {}), t)
+    return _lookup(t, synonyms, t) if synonyms else t  # only the spec's own: another source's names are not renamed
 
 
 def fx_rate(currency: Column) -> Column:
@@ -94,6 +103,16 @@ def _identifier(v: Column, name: str, compiled: Compiled) -> Column:
     return F.when(F.length(v) <= MAX_ID_LENGTH, v)
 
 
+def _as_text(df: DataFrame, column: str) -> Column:
+    """An input column as text, for the content an event id is hashed from: CSV columns are text already;
+    JSON and Parquet ones may be numbers (cast) or nested records and lists (as JSON)."""
+    kind = df.schema[column].dataType
+    value = F.col(f"`{column}`")
+    if isinstance(kind, T.StringType):
+        return value
+    return F.to_json(value) if isinstance(kind, T.StructType | T.ArrayType | T.MapType) else value.cast("string")
+
+
 def normalize(df: DataFrame, compiled: Compiled) -> DataFrame:
     """Trimmed, typed, normalised columns next to the raw ones (raw kept for the quarantine)."""
     v = {name: _field(df, name) for name in ("event_id", "event_type", "user_id", "session_id", "product_id",
@@ -101,7 +120,7 @@ def normalize(df: DataFrame, compiled: Compiled) -> DataFrame:
                                              "platform", "country", "app_version", "channel")}  # fmt: skip
     currency = F.coalesce(F.upper(v["currency"]), F.lit(DEFAULT_CURRENCY))
     price = F.when(v["price"].rlike(NUM_RE), v["price"].try_cast("decimal(14,2)"))
-    content = [F.col(c) for c in compiled.columns]
+    content = [_as_text(df, c) for c in compiled.columns]
     return df.select(
         "*",
         _event_time(df, compiled).alias("n_event_ts"),
@@ -155,7 +174,7 @@ def row_rules(df: DataFrame, compiled: Compiled) -> list[Rule]:
     invalid_price = c("n_price") <= 0 if spec.positive_price else F.lit(False)
     revenue = list(spec.roles.revenue)
     defined = [
-        Rule("malformed_line", c("_malformed").isNotNull(), F.lit("wrong number of fields")),
+        Rule("malformed_line", c("_malformed").isNotNull(), F.lit(MALFORMED.get(spec.input.format, MALFORMED["csv"]))),
         Rule("missing_required_field", F.coalesce(*missing).isNotNull(), F.concat(F.lit("empty "), F.coalesce(*missing))),
         Rule("wrong_type", functools.reduce(operator.or_, [bad for _, bad in wrong], bad_price), wrong_detail),
         Rule("invalid_timestamp", c("n_event_ts").isNull(), _shown(df, compiled, "event_time")),

@@ -132,8 +132,7 @@ def daily_event_counts(events: DataFrame) -> DataFrame:
 def daily_active_users(events: DataFrame, users_df: DataFrame, roles: Roles = DEMO_ROLES) -> DataFrame:
     """DAU and sessions of the events the ``active`` role names (default: all), new users by first event."""
     new = users_df.groupBy("source", F.col("first_event_date").alias("event_date")).agg(F.count(F.lit(1)).alias("new_users"))
-    # revenue and refund events are activity too (as in the marts: revenue never leaves with the filter)
-    names = None if roles.active is None else [*roles.active, *roles.revenue, *roles.refund]
+    names = roles.active_events()  # as the marts' role_events('active')
     active = events if names is None else events.filter(F.col("event_type").isin(*names))
     active = active.groupBy("source", "event_date").agg(
         F.count_distinct("user_id").alias("dau"), F.count_distinct("session_id").alias("sessions")

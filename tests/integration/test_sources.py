@@ -4,16 +4,18 @@ on the file itself: DAU, net revenue, the funnel by the preset's steps, D1/D7 re
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+import openpyxl
 import pandas as pd
 import pytest
 
 from pulse import pipeline
 from pulse.common import pg
 from pulse.common.clickhouse import client as ch_client
-from pulse.datagen.layouts import SAMPLES_DIR
+from pulse.datagen.layouts import LAYOUTS, SAMPLES_DIR
 from pulse.domain import FX_TO_USD
 from pulse.modeling import dbt_runner
 from pulse.sources import spec as specs
@@ -56,7 +58,22 @@ def netflix_viewing() -> pd.DataFrame:
                          "time": time, "amount": None})  # fmt: skip
 
 
-ORACLES = {"ecommerce_events": ecommerce_events, "online_retail": online_retail, "netflix_viewing": netflix_viewing}
+def ga4_export() -> pd.DataFrame:
+    lines = [json.loads(line) for line in (SAMPLES_DIR / "ga4_export.jsonl").read_text().splitlines()]
+    session = [next(p["value"]["int_value"] for p in e["event_params"] if p["key"] == "ga_session_id") for e in lines]
+    return pd.DataFrame({
+        "user": [e["user_pseudo_id"] for e in lines],
+        "session": [f"{e['user_pseudo_id']}-{s}" for e, s in zip(lines, session, strict=True)],
+        "type": [e["event_name"] for e in lines],
+        "item": [e["items"][0]["item_id"] for e in lines],
+        "price": [cents(Decimal(str(e["ecommerce"]["purchase_revenue_in_usd"]))) if e["ecommerce"] else None for e in lines],
+        "time": pd.to_datetime([int(e["event_timestamp"]) for e in lines], unit="us", utc=True),
+    }).pipe(lambda f: f.assign(amount=f.price))  # fmt: skip
+
+
+ORACLES = {"ecommerce_events": ecommerce_events, "online_retail": online_retail, "netflix_viewing": netflix_viewing,
+           "ga4_export": ga4_export}  # fmt: skip
+SAMPLE = {preset: SAMPLES_DIR / f"{preset}.{suffix}" for preset, (_, suffix) in LAYOUTS.items()}
 
 
 def the_file(preset: str) -> pd.DataFrame:
@@ -71,7 +88,7 @@ def the_file(preset: str) -> pd.DataFrame:
 def loaded(request, warehouse, spark):
     preset = request.param
     source = f"preset_{preset}"
-    result = pipeline.ingest_file(warehouse, SAMPLES_DIR / f"{preset}.csv", source, None, {}, spec=preset)
+    result = pipeline.ingest_file(warehouse, SAMPLE[preset], source, None, {}, spec=preset)
     assert result["spec_changed"] is True
     summary = job.run(warehouse, source, spark=spark)
     build = dbt_runner.build(warehouse, source)
@@ -111,11 +128,18 @@ def test_dau_and_net_revenue_equal_pandas_on_the_file(loaded):
 
 def test_the_funnel_follows_the_presets_steps(loaded):
     preset, _, _, ch = loaded
-    steps = specs.load(preset).roles.funnel
-    got = ch.query_df("SELECT funnel_date, viewers, carters, purchasers FROM funnel_daily ORDER BY funnel_date")
-    if not steps:  # invoices, viewing logs: no funnel, an empty funnel mart
-        assert got.empty
+    roles = specs.load(preset).roles
+    steps = roles.funnel
+    got = ch.query_df("SELECT funnel_date, step_names, step_users, viewers, carters, purchasers FROM funnel_daily")
+    labels = ch.query("SELECT DISTINCT step_order, step FROM funnel_steps ORDER BY step_order").result_rows
+    if not steps:  # invoices, viewing logs: no funnel, empty funnel marts
+        assert got.empty and not labels
         return
+    assert labels == list(enumerate(roles.step_labels(), 1))
+    assert all(list(r.step_names) == list(roles.step_labels()) for r in got.itertuples())
+    assert all(
+        [r.viewers, r.carters, r.purchasers] == [r.step_users[0], r.step_users[1], r.step_users[-1]] for r in got.itertuples()
+    )
     expected: dict = {}
     for (day, _), g in the_file(preset).groupby(["day", "user"]):
         reached, since = 0, None
@@ -127,7 +151,7 @@ def test_the_funnel_follows_the_presets_steps(loaded):
         counts = expected.setdefault(day, [0] * len(steps))
         for i in range(reached):
             counts[i] += 1
-    assert {pd.Timestamp(r.funnel_date).date(): [r.viewers, r.carters, r.purchasers] for r in got.itertuples()} == expected
+    assert {pd.Timestamp(r.funnel_date).date(): list(r.step_users) for r in got.itertuples()} == expected
 
 
 def test_d1_and_d7_retention_per_cohort_day_equal_pandas(loaded):
@@ -149,7 +173,7 @@ def test_d1_and_d7_retention_per_cohort_day_equal_pandas(loaded):
 
 def test_rows_a_filter_leaves_out_are_counted_not_quarantined(loaded):
     preset, _, summary, _ = loaded
-    f = pd.read_csv(SAMPLES_DIR / f"{preset}.csv", dtype=str, keep_default_na=False)
+    f = pd.read_csv(SAMPLE[preset], dtype=str, keep_default_na=False) if preset != "ga4_export" else ga4_export()
     guests = int((f["Customer ID"].str.strip() == "").sum()) if preset == "online_retail" else 0
     assert summary["filtered"] == ({"guest_lines": guests} if guests else {})  # the retail export's guest purchases
     assert "missing_required_field" not in summary["quarantined"]
@@ -164,3 +188,57 @@ def test_a_spec_naming_a_missing_column_fails_before_anything_is_written(warehou
         pipeline.ingest_file(warehouse, sample, "preset_wrong", None, {}, spec=str(wrong))
     assert pipeline.raw_partition(warehouse, "preset_wrong", pd.Timestamp("2026-10-31").date()) is None
     assert not pipeline.dataset_dir(warehouse, "preset_wrong").exists()
+
+
+def staged_events(settings, source: str) -> list[tuple]:
+    with pg.connect(settings.postgres) as conn:
+        return sorted(conn.execute(
+            "select user_id, session_id, event_type, product_id, price, event_time, properties::text from staging.events "
+            "where source = %s", (source,),
+        ).fetchall())  # fmt: skip
+
+
+def retail_workbook(path) -> None:
+    """The retail sample as the original is shipped: an XLSX workbook, one sheet per year, dates and numbers typed."""
+    f = pd.read_csv(SAMPLES_DIR / "online_retail.csv", dtype=str, keep_default_na=False)
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    header = list(f.columns)
+    sheets = {name: book.create_sheet(name) for name in ("Year 2009-2010", "Year 2010-2011")}
+    for sheet in sheets.values():
+        sheet.append(header)
+    for i, row in enumerate(f.itertuples(index=False)):
+        cells = dict(zip(header, row, strict=True))
+        cells["Quantity"], cells["Price"] = int(cells["Quantity"]), float(cells["Price"])
+        cells["InvoiceDate"] = datetime.strptime(cells["InvoiceDate"], "%m/%d/%Y %H:%M")
+        cells["Customer ID"] = float(cells["Customer ID"]) if cells["Customer ID"] else None
+        (sheets["Year 2009-2010"] if i % 2 else sheets["Year 2010-2011"]).append([cells[h] for h in header])
+    book.save(path)
+
+
+def test_the_retail_workbook_stages_the_same_events_as_its_csv(warehouse, spark, tmp_path):
+    settings = warehouse
+    book = tmp_path / "online_retail_II.xlsx"
+    retail_workbook(book)
+    spec = tmp_path / "retail_xlsx.yaml"
+    spec.write_text(specs.load("online_retail").text.replace("format: csv", "format: xlsx"))
+    pipeline.ingest_file(settings, book, "fmt_retail_xlsx", None, {}, spec=str(spec))
+    pipeline.ingest_file(settings, SAMPLE["online_retail"], "fmt_retail_csv", None, {}, spec="online_retail")
+    xlsx, csv = (job.run(settings, s, spark=spark) for s in ("fmt_retail_xlsx", "fmt_retail_csv"))
+    assert (xlsx["rows_out"], xlsx["filtered"]) == (csv["rows_out"], csv["filtered"])
+    assert staged_events(settings, "fmt_retail_xlsx") == staged_events(settings, "fmt_retail_csv")
+
+
+def test_a_parquet_export_stages_the_same_events_as_its_csv(warehouse, spark, tmp_path):
+    settings = warehouse
+    f = pd.read_csv(SAMPLE["ecommerce_events"], dtype=str, keep_default_na=False)
+    typed = f.assign(event_time=pd.to_datetime(f.event_time.str.removesuffix(" UTC"), utc=True), price=f.price.astype(float),
+                     user_id=f.user_id.astype("int64"), product_id=f.product_id.astype("int64"))  # fmt: skip
+    typed.to_parquet(tmp_path / "events.parquet")  # nanosecond timestamps, as pandas writes them
+    spec = tmp_path / "events_parquet.yaml"
+    spec.write_text(specs.load("ecommerce_events").text.replace("format: csv", "format: parquet"))
+    pipeline.ingest_file(settings, tmp_path / "events.parquet", "fmt_ecom_parquet", None, {}, spec=str(spec))
+    pipeline.ingest_file(settings, SAMPLE["ecommerce_events"], "fmt_ecom_csv", None, {}, spec="ecommerce_events")
+    got, want = (job.run(settings, s, spark=spark) for s in ("fmt_ecom_parquet", "fmt_ecom_csv"))
+    assert got["rows_out"] == want["rows_out"] == len(the_file("ecommerce_events"))
+    assert staged_events(settings, "fmt_ecom_parquet") == staged_events(settings, "fmt_ecom_csv")

@@ -46,7 +46,10 @@ def test_every_preset_loads_and_has_its_own_version():
             "roles: ship not in event_types.vocabulary",
         ),
         (MINIMAL + "checks:\n  integer: [user_id, colour]\n", "checks.integer: colour not a field"),
-        (MINIMAL + "roles:\n  signup: sign_up\n", "line 7: roles.signup: not in this release yet"),
+        (
+            MINIMAL + "roles:\n  funnel: [view, buy]\n  funnel_labels: [viewed]\n",
+            "line 8: roles.funnel_labels: expected one label per funnel step (2), got 1",
+        ),
         (MINIMAL.replace("uid", "''"), "line 5: fields.user_id: expected text"),
         ("- a list\n", "a spec is a mapping"),
     ],
