@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import agree, exit_code, write_results
 
+from pulse import domain
 from pulse.common.spark import session
 from pulse.config import REPO_ROOT, ensure_secrets, settings
 from pulse.datagen import generate_dataset
@@ -47,7 +48,12 @@ def rules_before():
     path.write_text(text.stdout)
     spec = importlib.util.spec_from_file_location("rules_before", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["rules_before"] = module  # its dataclasses look their module up while being defined
+    # what it imported from pulse.domain then and lives elsewhere now: the demo layout's synonyms (its preset)
+    domain.EVENT_TYPE_SYNONYMS = getattr(domain, "EVENT_TYPE_SYNONYMS", specs.load("demo").synonyms)
     spec.loader.exec_module(module)
+    # today's domain also reads epoch nanoseconds, which the old rules had no parser for (the demo has none)
+    module.EPOCH_DIGITS = {k: v for k, v in module.EPOCH_DIGITS.items() if k in module.EPOCH_PARSERS}
     return module
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import duckdb
 
-from pulse.domain import EVENT_TYPE_SYNONYMS, EVENT_TYPES, FX_TO_USD, RAW_COLUMNS, RULES
+from pulse.domain import EVENT_TYPES, FX_TO_USD, RAW_COLUMNS, RULES
+from pulse.sources import spec as specs
 
 
 def _sql_list(values) -> str:
@@ -31,7 +32,7 @@ def run(dataset: Path, threads: int = 2) -> dict:
         from read_csv({files!r}, header = true, columns = {{{cols}}}, store_rejects = true, filename = true,
                       parallel = true)""")
     malformed = con.execute("select count(distinct (file_id, line)) from reject_errors").fetchone()[0]
-    syn = " ".join(f"when '{k}' then '{v}'" for k, v in EVENT_TYPE_SYNONYMS.items())
+    syn = " ".join(f"when '{k}' then '{v}'" for k, v in specs.load("demo").synonyms.items())
     fx = " ".join(f"when '{k}' then {v}" for k, v in FX_TO_USD.items())
     con.execute(f"""
         create view norm as select *,

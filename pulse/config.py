@@ -323,6 +323,7 @@ class StreamConfig:
     lateness_minutes: int = setting(10, "an event reaching Kafka later than this after it happened is quarantined (too_late)")
     max_offsets_per_trigger: int = setting(500_000, "bounds a catch-up batch after downtime")
     checkpoint: str = setting("", "the checkpoint: a local path or an s3a:// URI", under_home="checkpoints/realtime")
+    spec: str = setting("open_events", "the source spec the stream's JSON messages are read with (a preset or a YAML path)")
 
     @property
     def query_name(self) -> str:

@@ -37,12 +37,10 @@ PUBLIC_COLUMNS = [
 RAW_COLUMNS = ["event_id", *PUBLIC_COLUMNS, "currency", "platform", "country", "app_version", "channel"]
 
 # epoch timestamps by their digits (a number of another length is no timestamp): seconds, milliseconds,
-# microseconds since 1970 — 9-10, 12-13, 15-16 digits cover 1973-2286 in each unit
+# microseconds (or nanoseconds) since 1970 — 9-10, 12-13, 15-16, 18-19 digits cover 1973-2262 in each unit
 EPOCH_DIGITS = {1: (9, 10), 1_000: (12, 13), 1_000_000: (15, 16), 1_000_000_000: (18, 19)}  # s, ms, µs, ns
 
 EVENT_TYPES = ("view", "click", "cart", "remove_from_cart", "purchase")  # the demo layout's closed vocabulary
-# spellings seen in the wild that mean a known type
-EVENT_TYPE_SYNONYMS = {"add_to_cart": "cart", "page_view": "view", "order": "purchase", "remove": "remove_from_cart"}
 
 # Fixed reference rates (USD per unit); a real deployment would load a daily rates table.
 FX_TO_USD: dict[str, Decimal] = {

@@ -111,6 +111,13 @@ def source_check(settings: Settings, spec, paths: list[Path], rows: int | None =
     return check(session(settings, "pulse-source-check"), spec, paths, rows)
 
 
+def preset_samples() -> dict[str, Path]:
+    """Each preset's sample file, in the preset's public layout (written by the project's generator)."""
+    from pulse.datagen.layouts import LAYOUTS, SAMPLES_DIR
+
+    return {name: SAMPLES_DIR / f"{name}.{suffix}" for name, (_, suffix) in LAYOUTS.items()}
+
+
 def source_infer(path: Path):
     """A spec proposed from a file's first rows (a preset when the layout is a known one)."""
     from pulse.sources.infer import infer
@@ -275,11 +282,13 @@ def deploy_bi(settings: Settings, source: str = DEMO_SOURCE, warm: bool = True):
     """BI: compute the memo, deploy the dashboards (memo included) and refresh their cached data.
     Returns a DeployResult (changed assets, dashboard URLs, charts warmed, the memo and where it was written)."""
     from pulse.bi import assets
+    from pulse.staging.runs import last_spec
     from pulse.streaming import tables
 
     tables.ensure(settings)  # the Realtime dashboard's tables exist (empty) before the stream first runs
     m, md_path, _ = memo(settings, source)
-    result = assets.deploy(settings, source, memo=m.dashboard_markdown(), warm=warm)
+    roles = last_spec(settings, source).roles  # chart titles follow the source's funnel and say what it lacks
+    result = assets.deploy(settings, source, memo=m.dashboard_markdown(), warm=warm, roles=roles)
     result.memo, result.memo_path = m, md_path
     return result
 

@@ -22,6 +22,7 @@ import yaml
 
 from pulse.bi.client import SupersetClient, SupersetError
 from pulse.config import DEMO_SOURCE, REPO_ROOT, Settings
+from pulse.sources.spec import Roles
 
 ASSETS_DIR = REPO_ROOT / "superset"
 DATABASE_FILE = "databases/Pulse_ClickHouse.yaml"
@@ -59,8 +60,36 @@ def is_realtime(dataset: dict) -> bool:
     return str(dataset.get("table_name", "")).startswith("realtime_")
 
 
-def render(bundle: Bundle, settings: Settings, source: str = DEMO_SOURCE, memo: str | None = None) -> Bundle:
+# the charts that show money: on a source whose spec has no revenue role, their titles say why they are empty
+REVENUE_CHARTS = ("revenue_trend", "arpu_arppu", "kpi_arpu", "kpi_arppu", "kpi_revenue", "revenue_by_country", "orders",
+                  "ltv_by_cohort", "forecast_revenue", "backtest_revenue")  # fmt: skip
+FUNNEL_CHART = "funnel"
+NO_REVENUE = " — no revenue events in this source"
+
+
+def titled_by_roles(out: Bundle, roles: Roles) -> None:
+    """Chart titles that follow the source's roles: the funnel's own steps, and what is absent."""
+    for path, obj in out.items():
+        name = Path(path).stem
+        if not path.startswith("charts/"):
+            continue
+        if name == FUNNEL_CHART:
+            obj["slice_name"] = (
+                "Funnel: " + " → ".join(s.replace("_", " ") for s in roles.funnel)
+                if roles.funnel
+                else "Funnel — this source's spec names no funnel steps"
+            )
+        elif name in REVENUE_CHARTS and not roles.revenue:
+            obj["slice_name"] += NO_REVENUE
+
+
+def render(
+    bundle: Bundle, settings: Settings, source: str = DEMO_SOURCE, memo: str | None = None, roles: Roles | None = None
+) -> Bundle:
+    """The repo's assets for ``source``: its marts database, the memo, chart titles by its ``roles``."""
     out = copy.deepcopy(bundle)
+    if roles is not None:
+        titled_by_roles(out, roles)
     for path, obj in out.items():
         if path.startswith("databases/"):
             obj["sqlalchemy_uri"] = clickhouse_uri(settings, source)
@@ -193,13 +222,14 @@ def deploy(
     memo: str | None = None,
     warm: bool = True,
     directory: Path = ASSETS_DIR,
+    roles: Roles | None = None,
 ) -> DeployResult:
     """Import the assets if anything differs from what is live; then refresh every chart's cached data."""
     import time
 
     started = time.monotonic()
     client = SupersetClient(settings.superset)
-    desired = render(load(directory), settings, source, memo)
+    desired = render(load(directory), settings, source, memo, roles)
     live = from_zip(client.export_assets())
     changed = differences(desired, live)
     if changed:

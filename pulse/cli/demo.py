@@ -16,7 +16,7 @@ from pulse.cli.ml import report
 from pulse.cli.model import print_build
 from pulse.config import Settings, settings_with_secrets
 
-STEPS = 9
+STEPS = 10
 
 
 def register(sub) -> None:
@@ -49,17 +49,27 @@ def load(s: Settings, source: str, dataset: Path, args: argparse.Namespace) -> b
     return True
 
 
+def presets(s: Settings) -> None:
+    """Step 6: bring your own dataset: each preset dry-run on its sample (nothing is written)."""
+    from pulse.cli.source import print_sample
+
+    step(6, "Bring your own dataset: the presets on their sample files (dry run: nothing is written)")
+    for name, path in pipeline.preset_samples().items():
+        print_sample(pipeline.source_check(s, pipeline.load_spec(name), [path], rows=None), path)
+    print("  your own file: `pulse source infer FILE` proposes a spec; docs/sources.md explains each key")
+
+
 def analyse(s: Settings, source: str) -> None:
-    """Steps 6–8: ML, BI, a live burst through the stream."""
-    step(6, "ML: DAU and revenue forecasts (backtest), user segments, report")
+    """Steps 7–9: ML, BI, a live burst through the stream."""
+    step(7, "ML: DAU and revenue forecasts (backtest), user segments, report")
     report(s, source)
-    step(7, "BI: the analytical memo and the Superset dashboards")
+    step(8, "BI: the analytical memo and the Superset dashboards")
     result = pipeline.deploy_bi(s, source)
     print(f"\n{result.memo.markdown(with_sql=False)}\n")
     print_deploy(s, result)
     from pulse.streaming.producer import ProduceParams
 
-    step(8, "Streaming: a live burst, producer -> Kafka -> Spark Structured Streaming -> ClickHouse")
+    step(9, "Streaming: a live burst, producer -> Kafka -> Spark Structured Streaming -> ClickHouse")
     print(pipeline.stream_burst(s, ProduceParams(rate=2_000, duration=15, dirty_rate=0.02)).report())
     print(f"  Realtime dashboard (refreshes every 10 s): {s.superset.base_url}/superset/dashboard/realtime/")
     print("  more: `pulse stream produce --rate 5000 --duration 60` while the dashboard is open")
@@ -78,9 +88,10 @@ def run_demo(args: argparse.Namespace) -> int:
     registry.up(s)
     if not load(s, source, dataset, args):
         return 1
+    presets(s)
     analyse(s, source)
     day = day_to_run(s, source)
-    step(9, f"Airflow: pulse_daily for {day} (RAW → staging → marts → ML → ml_output → data alert → BI refresh)")
+    step(10, f"Airflow: pulse_daily for {day} (RAW → staging → marts → ML → ml_output → data alert → BI refresh)")
     result = pipeline.orchestrate_day(s, day, source, echo=print)
     print_day(s, result)
     return 0 if result.state == "success" else 1

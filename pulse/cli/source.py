@@ -79,6 +79,17 @@ def run_check(args: argparse.Namespace) -> int:
     return 0 if report.clean else 1
 
 
+def print_sample(report, path: Path) -> None:
+    """A preset on its sample in three lines: what it is, what would load, how to load it."""
+    spec = report.spec
+    print(f"  {spec.name}: {_description(spec.text)}")
+    funnel = " → ".join(spec.roles.funnel) or "none"
+    revenue = f"{report.roles.get('revenue', 0):,} revenue events" if spec.roles.revenue else "no revenue"
+    print(f"    {path.name}: {report.clean:,} events {report.first_day} to {report.last_day} · funnel {funnel} · {revenue}")
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    print(f"    load it: pulse ingest-file {shown} --source {spec.name} --spec {spec.name}")
+
+
 def run_infer(args: argparse.Namespace) -> int:
     proposal = pipeline.source_infer(args.path)
     if proposal.preset:

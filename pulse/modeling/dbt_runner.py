@@ -40,21 +40,9 @@ def connection_env(settings: Settings, source: str) -> dict[str, str]:
 
 def loaded_roles(settings: Settings, source: str) -> dict:
     """The roles of the spec the source's last successful load applied (the demo layout's before any)."""
-    import psycopg
+    from pulse.staging.runs import last_spec
 
-    from pulse.common import pg
-    from pulse.sources import spec as specs
-
-    try:
-        with pg.connect(settings.postgres) as conn:
-            row = conn.execute(
-                "select s.name, s.spec from staging.load_runs r join staging.source_specs s using (spec_version) "
-                "where r.source = %s and r.status = 'succeeded' order by r.finished_at desc limit 1",
-                (source,),
-            ).fetchone()
-    except psycopg.errors.UndefinedTable:  # staging not migrated yet: nothing was loaded
-        row = None
-    spec = specs.parse(row[1], name=row[0]) if row else specs.load("demo")
+    spec = last_spec(settings, source)
     r = spec.roles
     return {"active": list(r.active) if r.active is not None else None, "funnel": list(r.funnel),
             "funnel_labels": list(r.step_labels()), "revenue": list(r.revenue), "refund": list(r.refund),

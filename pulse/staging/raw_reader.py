@@ -276,9 +276,7 @@ def read_parquet_files(spark: SparkSession, meta: list[tuple[str, str, str, bool
             (F.col("_metadata.row_index") + 1).alias("_row"),
         )
         .join(_meta_frame(spark, meta), "_path")
-        .select(
-            *[F.col(f"`{c}`") for c in names], *_absent(names, optional), *_meta(F.lit(None).cast("string"))
-        )
+        .select(*[F.col(f"`{c}`") for c in names], *_absent(names, optional), *_meta(F.lit(None).cast("string")))
     )
 
 

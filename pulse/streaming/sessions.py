@@ -119,10 +119,10 @@ class SessionModel:
         price_usd = float(self.catalogue.price_usd[s.product])
         price = round(price_usd / float(FX_TO_USD[currency]), 2)
         event = {
-            "user_id": s.user,
+            "user_id": f"u{s.user}",  # ids are text in the open event model (ADR 0028)
             "session_id": s.session_id,
             "event_type": kind,
-            "product_id": int(self.catalogue.product_id[s.product]),
+            "product_id": f"p{int(self.catalogue.product_id[s.product])}",
             "price": price,
             "currency": currency,
             "platform": s.platform,

@@ -41,18 +41,17 @@ MESSAGE_FIELDS = ["event_id", "event_time", "user_id", "session_id", "event_type
                   "platform", "country"]  # fmt: skip
 FIELD_OF_COLUMN = {"user_session": "session_id"}  # RAW column -> message field, where the names differ
 CORRUPT = "_corrupt"
-STREAM_SPEC = "demo"
 
 LOG = logging.getLogger("pulse.kafka")  # librdkafka's own lines go to logging, not the terminal
 
 
-def _checked(raw: DataFrame) -> DataFrame:
-    """The stream carries Pulse's own layout as JSON: the batch job's spec compiler and rules judge it."""
-    compiled = compile_spec(raw.sparkSession, specs.load(STREAM_SPEC), raw, inputs=RAW_COLUMNS)
+def _checked(raw: DataFrame, spec: specs.Spec) -> DataFrame:
+    """The stream carries Pulse's columns as JSON: the batch job's spec compiler and rules judge them."""
+    compiled = compile_spec(raw.sparkSession, spec, raw, inputs=RAW_COLUMNS)
     return check_rows(raw, compiled, passthrough=["_payload", "partition", "_produced_at"])
 
 
-def judge(messages: DataFrame, lateness_minutes: int) -> DataFrame:
+def judge(messages: DataFrame, lateness_minutes: int, spec: specs.Spec | None = None) -> DataFrame:
     """Kafka rows (value, topic, partition, offset, timestamp) -> one row per message with the
     normalised fields, ``rule``/``detail`` (NULL when accepted) and the message as it came."""
     schema = ", ".join(f"{f} string" for f in MESSAGE_FIELDS) + f", {CORRUPT} string"
@@ -81,7 +80,7 @@ def judge(messages: DataFrame, lateness_minutes: int) -> DataFrame:
         "partition",
         "_produced_at",
     )
-    checked = _checked(raw)
+    checked = _checked(raw, spec or specs.load("open_events"))
     too_late = F.col("n_event_ts") < F.col("_produced_at") - F.expr(f"INTERVAL {int(lateness_minutes)} MINUTES")
     checked = checked.withColumn(
         "detail",
@@ -97,10 +96,10 @@ def judge(messages: DataFrame, lateness_minutes: int) -> DataFrame:
         F.col("n_event_ts").alias("event_time"),
         F.date_trunc("minute", "n_event_ts").alias("minute"),
         F.to_date("n_event_ts").alias("day"),
-        F.col("n_user_id").cast("bigint").alias("user_id"),  # the stream's layout checks its ids are integers
+        F.col("n_user_id").alias("user_id"),  # text, as the spec gives it
         F.col("n_user_session").alias("session_id"),
         F.col("n_event_type").alias("event_type"),
-        F.col("n_product_id").cast("bigint").alias("product_id"),
+        F.col("n_product_id").alias("product_id"),
         F.col("n_price").alias("price"),
         F.col("n_currency").alias("currency"),
         F.col("n_price_usd").alias("price_usd"),
@@ -119,6 +118,7 @@ class RealtimeSink:
     def __init__(self, settings: Settings, query_id: str = "") -> None:
         self.settings = settings
         self.lateness = settings.stream.lateness_minutes
+        self.spec = specs.load(settings.stream.spec)  # a wrong spec fails here, before the query starts
         self.query_id = query_id
         self._ch: Any = None
         self._committer: Any = None
@@ -134,7 +134,7 @@ class RealtimeSink:
     def __call__(self, messages: DataFrame, batch_id: int) -> None:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
-        batch = judge(messages, self.lateness).toArrow()
+        batch = judge(messages, self.lateness, self.spec).toArrow()
         ends: dict[int, int] = {}  # partition -> last offset of the batch
         if batch.num_rows:
             batch = self._mark_copies(batch, batch_id)

@@ -28,7 +28,7 @@ DEDUP_WINDOW = "non_replicated_deduplication_window = 1000"
 TABLES = {
     "realtime_events": f"""(
         event_id String, event_key Int64, event_time DateTime64(3, 'UTC'), minute DateTime('UTC'), day Date,
-        user_id Int64, session_id String, event_type LowCardinality(String), product_id Nullable(Int64),
+        user_id String, session_id String, event_type LowCardinality(String), product_id Nullable(String),
         price Nullable(Decimal(14, 2)), currency LowCardinality(String), price_usd Nullable(Decimal(14, 2)),
         platform LowCardinality(Nullable(String)), country LowCardinality(Nullable(String)),
         kafka_partition Int32, kafka_offset Int64, produced_at DateTime64(3, 'UTC'), batch_id Int64,
@@ -43,14 +43,14 @@ TABLES = {
         minute DateTime('UTC'), event_type LowCardinality(String), batch_id Int64, events UInt64
     ) ENGINE = ReplacingMergeTree ORDER BY (minute, event_type, batch_id)""",
     "realtime_activity_input": """(
-        minute DateTime('UTC'), day Date, event_type LowCardinality(String), user_id Int64,
+        minute DateTime('UTC'), day Date, event_type LowCardinality(String), user_id String,
         event_time DateTime64(3, 'UTC')
     ) ENGINE = Null""",
     "realtime_minute_users": """(
-        minute DateTime('UTC'), event_type LowCardinality(String), users AggregateFunction(uniqExact, Int64)
+        minute DateTime('UTC'), event_type LowCardinality(String), users AggregateFunction(uniqExact, String)
     ) ENGINE = AggregatingMergeTree ORDER BY (minute, event_type)""",
     "realtime_user_days": """(
-        day Date, user_id Int64, first_seen SimpleAggregateFunction(min, DateTime64(3, 'UTC'))
+        day Date, user_id String, first_seen SimpleAggregateFunction(min, DateTime64(3, 'UTC'))
     ) ENGINE = AggregatingMergeTree ORDER BY (day, user_id)""",
     "realtime_batches": """(
         batch_id Int64, query_id String, messages UInt64, events UInt64, quarantined UInt64,
@@ -98,10 +98,43 @@ def ensure(settings: Settings) -> None:
     ch = client(settings)
     for name, body in TABLES.items():
         ch.command(f"CREATE TABLE IF NOT EXISTS {ident(name)} {body}")
+    retype_ids(ch)
     for name, body in MATERIALIZED_VIEWS.items():
         ch.command(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ident(name)} {body}")
     for name, body in VIEWS.items():
         ch.command(f"CREATE OR REPLACE VIEW {ident(name)} AS {body}")
+
+
+DERIVED = ("realtime_activity_input", "realtime_minute_users", "realtime_user_days")  # fed by the views from the events
+REBUILD = {
+    "realtime_minute_users": (
+        "SELECT minute, event_type, uniqExactState(user_id) FROM realtime_events FINAL GROUP BY minute, event_type"
+    ),
+    "realtime_user_days": "SELECT day, user_id, min(event_time) FROM realtime_events FINAL GROUP BY day, user_id",
+}
+
+
+def retype_ids(ch: Any) -> bool:
+    """Tables of a release with integer user and product ids get text ids (ADR 0028): the events in place,
+    the distinct-user tables rebuilt from them (a uniqExact state of integers cannot become one of text;
+    the events hold every accepted event, so the rebuilt sets are the same sets). True when it did."""
+    kind = ch.query(
+        "SELECT type FROM system.columns WHERE database = currentDatabase() AND table = 'realtime_events' AND name = 'user_id'"
+    ).result_rows
+    if not kind or kind[0][0] == "String":
+        return False
+    ch.command(
+        "ALTER TABLE realtime_events MODIFY COLUMN user_id String, MODIFY COLUMN product_id Nullable(String)",
+        settings={"mutations_sync": 1},
+    )
+    for name in MATERIALIZED_VIEWS:
+        ch.command(f"DROP VIEW IF EXISTS {ident(name)}")
+    for name in DERIVED:
+        ch.command(f"DROP TABLE IF EXISTS {ident(name)}")
+        ch.command(f"CREATE TABLE {ident(name)} {TABLES[name]}")
+    for name, select in REBUILD.items():
+        ch.command(f"INSERT INTO {ident(name)} {select}")
+    return True
 
 
 def reset(settings: Settings) -> None:

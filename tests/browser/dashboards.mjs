@@ -3,7 +3,8 @@
 // chart's data under it, save screenshots. Prints one JSON report on stdout.
 // Env: SUPERSET_URL, SUPERSET_USER, SUPERSET_PASSWORD (never on the command line), DASHBOARDS
 // (comma-separated slugs), FILTER_VALUE (a platform), OUT_DIR (screenshots), REPEATS (timing runs),
-// WATCH_REFRESH_S (stay that long on the page and count the chart-data requests its auto-refresh makes).
+// WATCH_REFRESH_S (stay that long on the page and count the chart-data requests its auto-refresh makes),
+// SHOT_SUFFIX (appended to the screenshots' names: another source's dashboards).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -154,8 +155,10 @@ for (const slug of slugs) {
     .map(async (x) => ({ slice: x.sliceId, status: x.status, body: JSON.stringify(await x.body).slice(0, 300) })));
   const before = await dataBySlice();
   await allDrawn();
-  await picture(`${slug}.png`);
-  r.screenshot = path.join(outDir, `${slug}.png`);
+  const shot = `${slug}${process.env.SHOT_SUFFIX || ''}.png`;  // SHOT_SUFFIX: another source's pictures apart
+  await picture(shot);
+  r.screenshot = path.join(outDir, shot);
+  r.text = (await page.innerText('body')).slice(0, 50000);  // what the page says: titles, empty states
   if (process.env.WATCH_REFRESH_S) {  // nobody touches the page: only the dashboard's own refresh can ask for data
     // wait until every chart has asked again twice on its own, within WATCH_REFRESH_S
     responses = [];

@@ -26,8 +26,10 @@ from pulse.common.clickhouse import client as ch_client
 from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
+from pulse.datagen.layouts import LAYOUTS, SAMPLES_DIR
 from pulse.lake import raw
 from pulse.modeling import dbt_runner
+from pulse.sources import spec as specs
 from pulse.staging import job
 
 from .browser import ARTEFACTS, dashboards_report
@@ -564,3 +566,36 @@ def test_memo_numbers_come_from_the_data_and_another_dataset_gives_another_memo(
     assert [f.text for f in other.insights] != [f.text for f in m.insights]
     md, html = memo.write(other, tmp_path / "memo")
     assert "data:image/png;base64," in html.read_text() and md.read_text().count("## ") == 2
+
+
+# --- a preset source ---------------------------------------------------------------------------
+
+
+def load_preset(stack, spark, preset: str) -> str:
+    source = f"bi_{preset}"
+    pipeline.ingest_file(stack, SAMPLES_DIR / f"{preset}.{LAYOUTS[preset][1]}", source, None, {}, spec=preset)
+    job.run(stack, source, spark=spark)
+    built = dbt_runner.build(stack, source)
+    assert built.ok, built.failures
+    return source
+
+
+def test_the_dashboards_follow_a_preset_sources_funnel_and_say_when_it_has_no_revenue(bi, spark):
+    """GA4's four funnel steps by name in the funnel chart; a viewing log (no revenue, no funnel) in a
+    real browser: no chart errors, the money charts say why they are empty (screenshot looked at)."""
+    stack, _, client = bi
+    try:
+        deployed = pipeline.deploy_bi(stack, load_preset(stack, spark, "ga4_export"))
+        assert deployed.failed == {}, deployed.failed
+        funnel = chart_rows(client, deployed, "funnel")
+        assert list(funnel.sort_values("users", ascending=False).step) == list(specs.load("ga4_export").roles.step_labels())
+        deployed = pipeline.deploy_bi(stack, load_preset(stack, spark, "netflix_viewing"))
+        report = dashboards_report(stack, "product-analytics", timeout=600, SHOT_SUFFIX="-netflix_viewing")
+        page = report["product-analytics"]
+        assert page["errors"] == [] and page["failed_requests"] == [], (page["errors"], page["failed_requests"])
+        revenue = yaml.safe_load((assets.ASSETS_DIR / "charts" / "revenue_trend.yaml").read_text())["slice_name"]
+        assert revenue + assets.NO_REVENUE in page["text"]
+        assert "this source's spec names no funnel steps" in page["text"]
+        assert (ARTEFACTS / "product-analytics-netflix_viewing.png").stat().st_size > 50_000
+    finally:  # the module's other tests read the demo source's dashboards
+        assert pipeline.deploy_bi(stack, SOURCE).failed == {}

@@ -27,6 +27,7 @@ from pulse.lake import raw
 from pulse.services.clickhouse import ClickHouse
 from pulse.services.kafka import Kafka
 from pulse.services.stream import StreamJob
+from pulse.sources import spec as specs
 from pulse.staging import job
 from pulse.streaming import tables
 from pulse.streaming.producer import ProduceParams
@@ -206,7 +207,7 @@ def test_a_replayed_batch_changes_nothing(live, spark):
     again = figures(live, day)
     assert again["per_minute"] == first["per_minute"]
     assert sum(r["events"] for r in first["per_minute"]) == 30
-    assert {r["event_type"] for r in first["per_minute"]} == {"view", "click", "cart"}  # add_to_cart is the cleaning job's cart
+    assert {r["event_type"] for r in first["per_minute"]} == {"view", "click", "add_to_cart"}  # names as sent
     dau = tables.client(live).query(f"SELECT dau FROM realtime_dau WHERE day = '{day}'").result_rows
     assert dau == [(4,)]
     quarantined = (
@@ -276,6 +277,7 @@ def test_a_batch_across_utc_midnight_counts_each_event_in_its_own_day(live, spar
 def test_the_batch_path_gives_the_same_dau_and_events_per_type(streamed, live, spark):
     truth, raw_dir = streamed
     raw.upload_dataset(live.s3, raw_dir, SOURCE)
+    raw.put_spec(live.s3, SOURCE, specs.load(live.stream.spec))  # the batch path reads the stream's copy as the stream does
     load = job.run(live, SOURCE, spark=spark)
     build = pipeline.model(live, SOURCE)
     assert build.ok, build.failures

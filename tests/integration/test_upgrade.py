@@ -15,6 +15,7 @@ import tarfile
 import tempfile
 import textwrap
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,17 @@ PREVIOUS_STEPS = textwrap.dedent(
     pipeline.forecast(s, "upgrade", run_id="before-upgrade")
     pipeline.segment(s, "upgrade", run_id="before-upgrade")
     tables.ensure(s)
+    live = tables.client(s)  # two users' events as that release's stream wrote them (integer ids)
+    at = "'2026-10-31 10:00:00'"
+    live.command(
+        "INSERT INTO realtime_events (event_id, event_key, event_time, minute, day, user_id, session_id, event_type, "
+        "product_id, currency, kafka_partition, kafka_offset, produced_at, batch_id) VALUES "
+        f"('e1', 1, {at}, {at}, '2026-10-31', 7, 's1', 'view', 5, 'USD', 0, 1, {at}, 1), "
+        f"('e2', 2, {at}, {at}, '2026-10-31', 8, 's2', 'view', NULL, 'USD', 0, 2, {at}, 1)"
+    )
+    live.command(
+        f"INSERT INTO realtime_activity_input VALUES ({at}, '2026-10-31', 'view', 7, {at}), ({at}, '2026-10-31', 'view', 8, {at})"
+    )
     assert not pipeline.deploy_bi(s, "upgrade", warm=False).failed
     """
 )
@@ -235,6 +247,15 @@ def test_realtime_tables_have_this_releases_columns(upgraded):
     have = columns_of_this_release(settings, lambda s: settings.clickhouse.realtime_database)
     for name, columns in wanted.items():
         assert set(columns) <= set(have.get(name, [])), name
+    live = tables.client(settings)
+    types = dict(live.query("SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+                            "AND table = 'realtime_events'").result_rows)  # fmt: skip
+    assert (types["user_id"], types["product_id"]) == ("String", "Nullable(String)")  # text ids (ADR 0028)
+    users = live.query("SELECT user_id, product_id FROM realtime_events FINAL ORDER BY user_id").result_rows
+    assert users == [("7", "5"), ("8", None)]  # the previous release's integers, as their text
+    assert live.query("SELECT day, dau FROM realtime_dau").result_rows == [(date(2026, 10, 31), 2)]  # rebuilt, same users
+    per_minute = live.query("SELECT event_type, uniqExactMerge(users) FROM realtime_minute_users GROUP BY event_type")
+    assert per_minute.result_rows == [("view", 2)]
 
 
 def test_the_dashboards_of_the_previous_release_are_updated_in_place(upgraded):

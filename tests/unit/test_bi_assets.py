@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from pulse.bi import assets
+from pulse.sources import spec as specs
 
 MAIN = "dashboards/Product_analytics.yaml"
 
@@ -37,3 +38,18 @@ def test_an_edited_colour_scheme_is_a_difference_and_a_custom_label_colour_is_ex
     live = viewed(repo)
     live["metadata"]["label_colors"] = {"ios": "#000000"}  # set by hand in Superset: export brings it to the repo
     assert assets.normalise(live, MAIN)["metadata"]["label_colors"] == {"ios": "#000000"}
+
+
+def test_chart_titles_follow_the_sources_roles():
+    bundle = assets.load()
+    demo = assets.load()
+    assets.titled_by_roles(demo, specs.load("demo").roles)
+    assert demo == bundle  # the repo's titles are the demo's: deploying the demo changes nothing
+    ga4, netflix = assets.load(), assets.load()
+    assets.titled_by_roles(ga4, specs.load("ga4_export").roles)
+    assets.titled_by_roles(netflix, specs.load("netflix_viewing").roles)
+    assert ga4["charts/funnel.yaml"]["slice_name"] == "Funnel: view item → add to cart → begin checkout → purchase"
+    assert netflix["charts/funnel.yaml"]["slice_name"] == "Funnel — this source's spec names no funnel steps"
+    money = {p for p, c in netflix.items() if p.startswith("charts/") and c["slice_name"].endswith(assets.NO_REVENUE)}
+    assert money == {f"charts/{name}.yaml" for name in assets.REVENUE_CHARTS}
+    assert not any(c.get("slice_name", "").endswith(assets.NO_REVENUE) for c in ga4.values())

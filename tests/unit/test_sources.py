@@ -21,7 +21,7 @@ MINIMAL = "spec_version: 1\nfields:\n  event_time: ts\n  event_type: name\n  use
 
 def test_every_preset_loads_and_has_its_own_version():
     loaded = {name: spec.load(name) for name in spec.presets()}
-    assert set(loaded) == {"demo", "ecommerce_events", "online_retail", "ga4_export", "netflix_viewing"}
+    assert set(loaded) == {"demo", "ecommerce_events", "online_retail", "ga4_export", "netflix_viewing", "open_events"}
     assert len({s.version for s in loaded.values()}) == len(loaded)
     assert loaded["online_retail"].roles.refund == ("refund",) and loaded["online_retail"].roles.funnel == ()
     assert loaded["netflix_viewing"].roles.revenue == ()

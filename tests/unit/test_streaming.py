@@ -8,7 +8,6 @@ from collections import defaultdict
 import pytest
 
 from pulse.config import ensure_secrets, load_settings
-from pulse.domain import EVENT_TYPE_SYNONYMS, EVENT_TYPES
 from pulse.streaming.producer import DEFECTS, ProduceParams, StreamProducer, iso_ms
 from pulse.streaming.reconcile import Reconciliation
 from pulse.streaming.sessions import SessionModel
@@ -20,7 +19,8 @@ def test_sessions_walk_the_funnel_in_order_and_never_share_an_instant():
     for i in range(20_000):
         event, ms = model.next_event(1_000_000 + i // 10)  # ten events per millisecond
         kind, session = event["event_type"], event["session_id"]
-        assert EVENT_TYPE_SYNONYMS.get(kind, kind) in EVENT_TYPES
+        assert kind in ("view", "click", "add_to_cart", "purchase")  # names outside the demo's vocabulary too
+        assert isinstance(event["user_id"], str) and isinstance(event["product_id"], str)  # text ids
         if session in last:
             before, before_ms = last[session]
             assert ms > before_ms

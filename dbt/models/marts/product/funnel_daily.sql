@@ -10,10 +10,13 @@ select
     -- the last step (purchased, in the demo's view -> cart -> purchase); a source's own steps: funnel_steps
     countIf(l.funnel_level >= {{ [funnel_steps() | length, 2] | max }}) as purchasers,
     -- the source's own steps, any number: their names and the users at or past each, in order
-    [{% for label in funnel_labels() %}{{ sql_text(label) }}{{ ", " if not loop.last }}{% endfor %}]::Array(String)
+    -- (typed by name: an empty list of a source without a funnel has no type of its own)
+    cast([{% for label in funnel_labels() %}{{ sql_text(label) }}{{ ", " if not loop.last }}{% endfor %}], 'Array(String)')
         as step_names,
-    [{% for i in range(1, funnel_steps() | length + 1) %}countIf(l.funnel_level >= {{ i }}){{ ", " if not loop.last }}{% endfor %}]::Array(UInt64)
-        as step_users,
+    cast(
+        [{% for i in range(1, funnel_steps() | length + 1) %}countIf(l.funnel_level >= {{ i }}){{ ", " if not loop.last }}{% endfor %}],
+        'Array(UInt64)'
+    ) as step_users,
     if(viewers > 0, carters / viewers, NULL) as view_to_cart,
     if(carters > 0, purchasers / carters, NULL) as cart_to_purchase,
     if(viewers > 0, purchasers / viewers, NULL) as view_to_purchase,
