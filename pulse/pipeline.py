@@ -125,11 +125,18 @@ def source_infer(path: Path):
     return infer(path)
 
 
-def upload_raw(settings: Settings, source: str = DEMO_SOURCE, dataset: Path | None = None, correction: bool = False) -> dict:
-    """A local RAW layout into S3, partition by partition, manifest last (idempotent). Returns what was done."""
-    from pulse.lake.raw import upload_dataset
+def upload_raw(
+    settings: Settings, source: str = DEMO_SOURCE, dataset: Path | None = None, correction: bool = False, spec: str | None = None
+) -> dict:
+    """A local RAW layout into S3, partition by partition, manifest last (idempotent); with ``spec`` (a preset
+    or a YAML file, validated first) that spec is stored with the files, after them. Returns what was done."""
+    from pulse.lake.raw import put_spec, upload_dataset
 
-    return upload_dataset(settings.s3, dataset or dataset_dir(settings, source), source, correction=correction)
+    chosen = load_spec(spec) if spec is not None else None  # a wrong spec fails before anything is uploaded
+    done = upload_dataset(settings.s3, dataset or dataset_dir(settings, source), source, correction=correction)
+    if chosen is not None:
+        done["spec_changed"] = put_spec(settings.s3, source, chosen)
+    return done
 
 
 def migrate(settings: Settings) -> list[str]:

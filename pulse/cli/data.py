@@ -50,6 +50,9 @@ def register(sub) -> None:
         action="store_true",
         help="these ingest dates correct earlier data: their events replace earlier copies of the same event_id",
     )
+    p.add_argument(
+        "--spec", metavar="PRESET_OR_YAML", help="store this source spec with the files (e.g. open_events for the stream's copy)"
+    )
     p.set_defaults(fn=run_upload)
 
 
@@ -110,5 +113,6 @@ def run_ingest_file(args: argparse.Namespace) -> int:
 
 
 def run_upload(args: argparse.Namespace) -> int:
-    print(json.dumps(pipeline.upload_raw(settings(), args.source, args.dataset, correction=args.correction)))
+    s = settings()
+    print(json.dumps(pipeline.upload_raw(s, args.source, args.dataset, correction=args.correction, spec=args.spec)))
     return 0

@@ -23,11 +23,9 @@ from pulse.bi import assets
 from pulse.bi.client import SupersetClient
 from pulse.common.clickhouse import client as ch_client
 from pulse.common.waiting import wait_until
-from pulse.lake import raw
 from pulse.services.clickhouse import ClickHouse
 from pulse.services.kafka import Kafka
 from pulse.services.stream import StreamJob
-from pulse.sources import spec as specs
 from pulse.staging import job
 from pulse.streaming import tables
 from pulse.streaming.producer import ProduceParams
@@ -276,8 +274,7 @@ def test_a_batch_across_utc_midnight_counts_each_event_in_its_own_day(live, spar
 
 def test_the_batch_path_gives_the_same_dau_and_events_per_type(streamed, live, spark):
     truth, raw_dir = streamed
-    raw.upload_dataset(live.s3, raw_dir, SOURCE)
-    raw.put_spec(live.s3, SOURCE, specs.load(live.stream.spec))  # the batch path reads the stream's copy as the stream does
+    pipeline.upload_raw(live, SOURCE, raw_dir, spec=live.stream.spec)  # the batch path reads the copy as the stream does
     load = job.run(live, SOURCE, spark=spark)
     build = pipeline.model(live, SOURCE)
     assert build.ok, build.failures
