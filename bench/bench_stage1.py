@@ -29,7 +29,7 @@ from pulse.common.spark import session
 from pulse.config import ensure_secrets, settings
 from pulse.datagen import GROUND_TRUTH_FILE, generate_dataset
 from pulse.datagen.events import GenParams
-from pulse.lake.raw import delete_source, list_committed, upload_dataset
+from pulse.lake.raw import delete_source, list_committed, source_spec, upload_dataset
 from pulse.services import registry
 from pulse.staging import job, load, rules, transform
 
@@ -107,7 +107,7 @@ def bench(n_events: int, jdbc: bool, spark, reuse: bool) -> None:
     if not jdbc:
         return
     # COPY vs JDBC for the biggest table, from the same cached DataFrame
-    raw, compiled, _, _ = job.read_raw(spark, s, source, job.staged_spec(s, source))
+    raw, compiled, _, _ = job.read_raw(spark, s, source, source_spec(s.s3, source))
     events = transform.clean_events(rules.classify(raw, compiled), source, "bench").cache()
     n = events.count()
     with pg.connect(s.postgres) as conn:

@@ -71,11 +71,6 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def staged_spec(settings: Settings, source: str) -> Spec:
-    """The spec stored with the source's RAW files (Pulse's own layout when none was)."""
-    return source_spec(settings.s3, source)
-
-
 def read_raw(spark, settings: Settings, source: str, spec: Spec) -> tuple[DataFrame, Compiled, list[str], int]:
     """The source's RAW records and the spec compiled against their columns (a wrong spec fails here)."""
     files = list_committed(settings.s3, source)
@@ -211,7 +206,7 @@ def _record(conn, run_id: str, rules: dict[str, int], counts: dict[str, int], au
 
 def _run(spark, settings: Settings, source: str, run_id: str, force: bool) -> dict:
     cfg = settings.postgres
-    spec = staged_spec(settings, source)
+    spec = source_spec(settings.s3, source)  # the spec stored with the RAW files (Pulse's own layout if none)
     raw, compiled, ingest_dates, n_files = read_raw(spark, settings, source, spec)
     max_ingest = date.fromisoformat(ingest_dates[-1])
     complete_through = max_ingest - timedelta(days=settings.pipeline.late_arrival_days)
