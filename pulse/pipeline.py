@@ -212,11 +212,12 @@ def data_quality(settings: Settings, source: str = DEMO_SOURCE, dataset: Path | 
     return Quality(run, json.loads(truth_file.read_text()) if truth_file.exists() else None)
 
 
-def clean(settings: Settings, source: str = DEMO_SOURCE, force: bool = False) -> dict:
-    """Cleaning: RAW in S3 -> Postgres staging. Returns the load's summary (run id, counts)."""
+def clean(settings: Settings, source: str = DEMO_SOURCE, force: bool = False, full_refresh: bool = False) -> dict:
+    """Cleaning: RAW in S3 -> Postgres staging, incremental unless ``full_refresh`` (or a full refresh is
+    needed). Returns the load's summary (run id, mode and why, counts)."""
     from pulse.staging import job
 
-    return job.run(settings, source, force=force)
+    return job.run(settings, source, force=force, full_refresh=full_refresh)
 
 
 def model(settings: Settings, source: str = DEMO_SOURCE, full_refresh: bool = False):
@@ -381,3 +382,26 @@ def orchestrate_day(settings: Settings, day: date, source: str = DEMO_SOURCE, wa
     from pulse.orchestration.daily import run_day
 
     return run_day(settings, day, source, wait=wait, echo=echo)
+
+
+def backfill(settings: Settings, start: date, end: date, source: str = DEMO_SOURCE, echo=None) -> list:
+    """Orchestration: ``pulse_daily`` for each day from ``start`` to ``end`` that has a RAW partition, in order,
+    one at a time (each incremental load then follows the previous one); stops at the first day that fails.
+    Returns (day, DayRun or None for a day without RAW) in order."""
+    from datetime import timedelta
+
+    from pulse.lake.raw import list_committed
+    from pulse.orchestration.daily import run_day
+
+    if end < start:
+        raise ValueError(f"--to {end} is before --from {start}")
+    have = {f.ingest_date for f in list_committed(settings.s3, source)}
+    done: list = []
+    day = start
+    while day <= end:
+        result = run_day(settings, day, source, echo=echo) if day.isoformat() in have else None
+        done.append((day, result))
+        if result is not None and result.state != "success":
+            break
+        day += timedelta(days=1)
+    return done

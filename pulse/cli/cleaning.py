@@ -11,9 +11,21 @@ from pulse.config import Settings, settings
 
 
 def register(sub) -> None:
-    p = sub.add_parser("clean", help="run the Spark cleaning job: RAW in S3 -> Postgres staging")
+    p = sub.add_parser(
+        "clean",
+        help="run the Spark cleaning job: RAW in S3 -> Postgres staging (the files no earlier load took)",
+        description="Loads the RAW files of the source that no load since its last full refresh took, dedups them "
+        "against what staging holds and recomputes only the days and keys they touch. A correction, a partition dated "
+        "before loaded ones, a changed RAW file, a changed spec or changed cleaning rules make it a full refresh "
+        "(it says why).",
+    )
     add_source(p)
-    p.add_argument("--force", action="store_true", help="accept a refresh that shrinks the source sharply")
+    p.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the source from all its RAW files (a rule or spec change)",
+    )
+    p.add_argument("--force", action="store_true", help="accept a full refresh that shrinks the source sharply")
     p.set_defaults(fn=run_clean)
 
     p = sub.add_parser("recover", help="mark cleaning runs whose process died as failed and drop their debris")
@@ -42,7 +54,7 @@ def print_quality(s: Settings, source: str, dataset: Path | None = None) -> int:
 
 def run_clean(args: argparse.Namespace) -> int:
     s = settings()
-    pipeline.clean(s, args.source, force=args.force)
+    pipeline.clean(s, args.source, force=args.force, full_refresh=args.full_refresh)
     return print_quality(s, args.source)
 
 

@@ -1,16 +1,21 @@
-"""The cleaning job (Spark): RAW (S3) -> clean, quarantine, aggregate -> PostgreSQL staging, audited.
+"""The cleaning job (Spark): RAW (S3) -> clean, quarantine -> PostgreSQL staging, aggregated, audited.
 
-A run is a full refresh of one source: it reads every committed RAW partition of that source
-(so dedup sees late copies across ingest dates and daily aggregates see late events), and
-replaces the source's staging rows in one transaction. Re-running is therefore idempotent.
+A run is incremental by default: it reads only the RAW files no load since the source's last full
+refresh took, dedups them against what staging holds (first arrival wins, across loads as within one),
+and adds them in one transaction that also recomputes the aggregates of the keys and days they touch
+(``pulse.staging.increment``, ``pulse.staging.aggregates``). A full refresh (asked for, or needed: see
+``increment.plan``) reads every committed file and swaps the source's staging partitions in one
+transaction. Either way readers see the old or the new state, and re-running is a no-op.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from psycopg import sql
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -23,7 +28,7 @@ from pulse.domain import source_name
 from pulse.lake.raw import list_committed, source_spec
 from pulse.sources.compile import Compiled, compile_spec
 from pulse.sources.spec import Spec
-from pulse.staging import load, raw_reader, recovery, transform
+from pulse.staging import aggregates, increment, load, raw_reader, recovery, transform
 from pulse.staging.migrate import migrate
 from pulse.staging.rules import apply_duplicates, check_rows, find_duplicates, kept
 
@@ -54,11 +59,8 @@ def check_quality(classified, rows_in: int, rules: dict[str, int], cfg: Pipeline
 def check_shrink(cfg, source: str, events: int, max_shrink: float, force: bool) -> None:
     """Refuse a refresh that would drop most of a source (a lost manifest, a wrong prefix) unless forced."""
     with pg.connect(cfg) as conn:
-        row = conn.execute(
-            "select rows_out from staging.load_runs where source = %s and status = 'succeeded' order by finished_at desc limit 1",
-            (source,),
-        ).fetchone()
-    if row is None or force or events >= (1 - max_shrink) * row[0]:
+        row = conn.execute("select count(*) from staging.events where source = %s", (source,)).fetchone()
+    if row[0] == 0 or force or events >= (1 - max_shrink) * row[0]:
         return
     raise LoadCheckError(
         f"this refresh would shrink source={source} from {row[0]:,} to {events:,} events "
@@ -71,18 +73,15 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def read_raw(spark, settings: Settings, source: str, spec: Spec) -> tuple[DataFrame, Compiled, list[str], int]:
-    """The source's RAW records and the spec compiled against their columns (a wrong spec fails here)."""
-    files = list_committed(settings.s3, source)
-    if not files:
-        raise LoadCheckError(f"no committed RAW partitions for source={source} in s3://{settings.s3.raw_bucket}")
+def read_raw(spark, settings: Settings, files: list, spec: Spec) -> tuple[DataFrame, Compiled]:
+    """These RAW files' records and the spec compiled against their columns (a wrong spec fails here)."""
     raw = raw_reader.read(spark, settings.s3, files, spec.input.columns, raw_reader.dialect_of(spec.input), spec.input.raw_format)
-    compiled = compile_spec(spark, spec, raw, inputs=spec.input.columns or None)
-    return raw, compiled, sorted({f.ingest_date for f in files}), len(files)
+    return raw, compile_spec(spark, spec, raw, inputs=spec.input.columns or None)
 
 
-def run(settings: Settings, source: str = DEMO_SOURCE, spark=None, force: bool = False) -> dict:
-    """Run the job; returns the audit summary. Raises (and records a failed run) on any error."""
+def run(settings: Settings, source: str = DEMO_SOURCE, spark=None, force: bool = False, full_refresh: bool = False) -> dict:
+    """Run the job (incremental unless ``full_refresh`` or a full refresh is needed); returns the audit
+    summary. Raises (and records a failed run) on any error."""
     source_name(source)
     cfg = settings.postgres
     migrate(cfg)
@@ -90,12 +89,12 @@ def run(settings: Settings, source: str = DEMO_SOURCE, spark=None, force: bool =
         with recovery.source_lock(cfg, source):  # one run per source at a time: two would race at the swap
             for run_id in recovery.recover_dead_runs(cfg, source):
                 say(f"    recovered dead run {run_id}: marked failed, its load tables dropped")
-            return _guarded_run(settings, source, spark, force)
+            return _guarded_run(settings, source, spark, force, full_refresh)
     except recovery.SourceBusy as exc:
         raise LoadCheckError(str(exc)) from None
 
 
-def _guarded_run(settings: Settings, source: str, spark, force: bool) -> dict:
+def _guarded_run(settings: Settings, source: str, spark, force: bool, full_refresh: bool) -> dict:
     cfg = settings.postgres
     run_id = new_run_id()
     with pg.connect(cfg, autocommit=True) as conn:
@@ -106,7 +105,7 @@ def _guarded_run(settings: Settings, source: str, spark, force: bool) -> dict:
     spark = spark or session(settings, f"pulse-clean-{source}")
     t0 = time.perf_counter()
     try:
-        summary = _run(spark, settings, source, run_id, force)
+        summary = _run(spark, settings, source, run_id, force, full_refresh)
         summary["seconds"] = round(time.perf_counter() - t0, 2)
         return summary
     except Exception as exc:
@@ -122,30 +121,34 @@ def _guarded_run(settings: Settings, source: str, spark, force: bool) -> dict:
             spark.stop()
 
 
-Frames = tuple[DataFrame, DataFrame, dict[str, DataFrame], list[DataFrame]]
+@dataclass
+class Frames:
+    checked: DataFrame  # every row, the rules applied (including those the spec's filters leave out)
+    classified: DataFrame  # the kept rows, dedup applied
+    tables: dict[str, DataFrame]  # what Spark writes: events and quarantine
+    sessions: DataFrame | None  # incremental: earlier events whose derived session is derived again
+    cached: list[DataFrame]
 
 
-def _frames(raw, compiled: Compiled, source: str, run_id: str) -> Frames:
-    """The rules, dedup and every staging table as lazy frames: (checked rows, classified rows, table -> frame,
-    the cached frames to unpersist). The checked rows include those the spec's filters leave out."""
+def _frames(spark, settings: Settings, raw, compiled: Compiled, source: str, run_id: str, incremental: bool) -> Frames:
+    """The rules, dedup and the events and quarantine as lazy frames. Incremental: the dedup and the derived
+    sessions see the earlier loads' events they concern (``pulse.staging.increment``)."""
     # the checked rows are scanned by every output; the dedup losers are small. Both are cached so
     # S3 is read and the rules evaluated once; ``classified`` is a cheap broadcast join over them.
     checked = check_rows(raw, compiled).persist(StorageLevel.MEMORY_AND_DISK)
-    losers = find_duplicates(kept(checked)).persist(StorageLevel.MEMORY_AND_DISK)
-    classified = apply_duplicates(kept(checked), losers)
-    events = transform.clean_events(classified, source, run_id).persist(StorageLevel.MEMORY_AND_DISK)
-    roles = compiled.spec.roles
-    users = transform.users(events, roles).persist(StorageLevel.MEMORY_AND_DISK)
-    frames = {
-        "events": events,
-        "quarantine": transform.quarantine(classified, source, run_id),
-        "users": users,
-        "products": transform.products(events, roles),
-        "daily_event_counts": transform.daily_event_counts(events),
-        "daily_active_users": transform.daily_active_users(events, users, roles),
-        "daily_revenue": transform.daily_revenue(events, roles),
-    }
-    return checked, classified, frames, [users, events, losers, checked]
+    judged = kept(checked)
+    cfg = settings.postgres
+    prior = increment.dedup_priors(spark, cfg, source, judged) if incremental else None
+    losers = find_duplicates(judged, prior).persist(StorageLevel.MEMORY_AND_DISK)
+    classified = apply_duplicates(judged, losers)
+    sessions = increment.session_priors(spark, cfg, source, classified) if incremental else None
+    events = transform.clean_events(classified, source, run_id, sessions).persist(StorageLevel.MEMORY_AND_DISK)
+    changed = None
+    if incremental:
+        changed = events.filter("_prior").select("event_id", "session_id")
+        events = events.filter(~F.col("_prior") | F.col("_prior").isNull()).drop("_prior")
+    tables = {"events": events, "quarantine": transform.quarantine(classified, source, run_id)}
+    return Frames(checked, classified, tables, changed, [events, losers, checked])
 
 
 def _copy(cfg, frames: dict[str, DataFrame], run_id: str) -> tuple[dict[str, int], dict[str, float], float]:
@@ -175,9 +178,10 @@ def _check_accounting(rows_in: int, counts: dict[str, int], quarantined: int, fi
 
 
 def _record(conn, run_id: str, rules: dict[str, int], counts: dict[str, int], audit: dict) -> None:
-    """The run's audit rows and its success, in the swap's transaction."""
+    """The run's audit rows and its success, in the load's transaction."""
     cur = conn.cursor()
     spec: Spec = audit.pop("spec")
+    plan: increment.Plan = audit.pop("plan")
     cur.execute(
         "insert into staging.source_specs (spec_version, name, spec) values (%s, %s, %s) on conflict do nothing",
         (spec.version, spec.name, spec.text),
@@ -194,66 +198,168 @@ def _record(conn, run_id: str, rules: dict[str, int], counts: dict[str, int], au
         "insert into staging.load_run_tables (run_id, table_name, rows) values (%s, %s, %s)",
         [(run_id, t, n) for t, n in counts.items()],
     )
+    cur.executemany(
+        "insert into staging.load_run_files (run_id, file_key, ingest_date, sha256, correction) values (%s, %s, %s, %s, %s)",
+        [(run_id, f.key, f.ingest_date, f.sha256, f.correction) for f in plan.files],
+    )
+    cur.executemany(
+        "insert into staging.load_run_days (run_id, event_date, events) values (%s, %s, %s)",
+        [(run_id, day, n) for day, n in audit.pop("event_days")],
+    )
     conn.execute(
         "update staging.load_runs set status = 'succeeded', finished_at = now(), ingest_dates = %(ingest_dates)s, "
         "rows_in = %(rows_in)s, rows_out = %(rows_out)s, rows_quarantined = %(rows_quarantined)s, "
         "spark_seconds = %(spark_seconds)s, load_seconds = %(load_seconds)s, max_ingest_date = %(max_ingest_date)s, "
         "complete_through = %(complete_through)s, forced = %(forced)s, spec_name = %(spec_name)s, "
-        "spec_version = %(spec_version)s, rows_filtered = %(rows_filtered)s where run_id = %(run_id)s",
-        {**audit, "run_id": run_id, "spec_name": spec.name, "spec_version": spec.version},
-    )
+        "spec_version = %(spec_version)s, rows_filtered = %(rows_filtered)s, mode = %(mode)s, "
+        "mode_reason = %(mode_reason)s, rules_version = %(rules_version)s where run_id = %(run_id)s",
+        {**audit, "run_id": run_id, "spec_name": spec.name, "spec_version": spec.version, "mode": plan.mode,
+         "mode_reason": plan.reason, "rules_version": increment.RULES_VERSION},
+    )  # fmt: skip
 
 
-def _run(spark, settings: Settings, source: str, run_id: str, force: bool) -> dict:
+def _aggregate_aside(cfg, run_id: str, roles) -> tuple[dict[str, int], float]:
+    """A full refresh: the aggregates of its events, into their load tables; (rows per table, seconds)."""
+    target = {t: sql.Identifier("staging_load", load.load_table_name(t, run_id)) for t in load.TABLES}
+    with step("load: aggregate users, products, daily tables (aside)") as s, pg.connect(cfg) as conn:
+        aggregates.build_all(conn, roles, target["events"], target)
+        count = sql.SQL("select count(*) from {}")
+        rows = {t: conn.execute(count.format(target[t])).fetchone()[0] for t in aggregates.TABLES}
+    return rows, s.seconds
+
+
+def _swap_full(settings: Settings, run_id: str, source: str, counts: dict, force: bool) -> float:
+    """A full refresh: aggregate and index aside, check, then swap the source's partitions; seconds."""
     cfg = settings.postgres
-    spec = source_spec(settings.s3, source)  # the spec stored with the RAW files (Pulse's own layout if none)
-    raw, compiled, ingest_dates, n_files = read_raw(spark, settings, source, spec)
-    max_ingest = date.fromisoformat(ingest_dates[-1])
-    complete_through = max_ingest - timedelta(days=settings.pipeline.late_arrival_days)
-    say(f"    reading {n_files} RAW objects from {len(ingest_dates)} ingest dates via S3 (complete through {complete_through})")
-    if spec.name != "demo":
-        say(f"    spec {spec.name} (version {spec.version})")
-    checked, classified, frames, cached = _frames(raw, compiled, source, run_id)
-    with step("spark: parse, validate, dedup") as s:
-        rows_in = checked.count()
-        filtered = _counts(checked.filter(F.col("_filtered").isNotNull()), "_filtered")
-        rules = _counts(classified.filter(F.col("rule").isNotNull()), "rule")
-        s.rows = rows_in
-    spark_seconds = s.seconds
-    check_quality(classified, rows_in - sum(filtered.values()), rules, settings.pipeline)  # the gate judges kept rows
-    load.create_load_tables(cfg, load.TABLES, run_id)
-    counts, table_seconds, copy_seconds = _copy(cfg, frames, run_id)
-    quarantined = sum(rules.values())
-    _check_accounting(rows_in, counts, quarantined, sum(filtered.values()))
     check_shrink(cfg, source, counts["events"], settings.pipeline.max_shrink, force)
     with step("load: index the new partitions (aside)") as s:
         load.index_load_tables(cfg, load.TABLES, run_id)
         load.constrain_load_tables(cfg, load.TABLES, run_id, source)
-    index_seconds = s.seconds
-    with step("load: swap into staging (one transaction)") as s, pg.connect(cfg) as conn, conn.transaction():
-        load.swap_in(conn, load.TABLES, run_id, source)
-        _record(conn, run_id, rules, counts, {
-            "ingest_dates": len(ingest_dates), "rows_in": rows_in, "rows_out": counts["events"],
-            "rows_quarantined": quarantined, "spark_seconds": spark_seconds,
-            "load_seconds": copy_seconds + index_seconds + s.seconds, "max_ingest_date": max_ingest,
-            "complete_through": complete_through, "forced": force, "spec": spec, "filtered": filtered,
-            "rows_filtered": sum(filtered.values()),
-        })  # fmt: skip
-    for frame in cached:
+    return s.seconds
+
+
+def _apply_incremental(conn, frames: Frames, run_id: str, source: str, roles) -> int:
+    """Inside the load's transaction: the new events and quarantine rows in, changed derived sessions
+    set, the touched aggregates recomputed. Returns the days recomputed."""
+    new = sql.Identifier("staging_load", load.load_table_name("events", run_id))
+    for table in ("events", "quarantine"):
+        columns = sql.SQL(", ").join(map(sql.Identifier, frames.tables[table].columns))
+        conn.execute(
+            sql.SQL("insert into staging.{} ({}) select {} from {}").format(
+                sql.Identifier(table), columns, columns, sql.Identifier("staging_load", load.load_table_name(table, run_id))
+            )
+        )
+    changed = [tuple(r) for r in frames.sessions.collect()]
+    if changed:
+        conn.execute("create temp table changed_sessions (event_id text, session_id text) on commit drop")
+        with conn.cursor().copy("copy changed_sessions from stdin") as copy:
+            for row in changed:
+                copy.write_row(row)
+        conn.execute(
+            "update staging.events e set session_id = c.session_id from changed_sessions c "
+            "where e.source = %s and e.event_id = c.event_id and e.session_id <> c.session_id",
+            (source,),
+        )
+    days = [d for (d,) in conn.execute(sql.SQL("select distinct event_date from {}").format(new)).fetchall()]
+    return len(aggregates.merge(conn, roles, source, new, days))
+
+
+def _nothing_new(conn, run_id: str, plan: increment.Plan, spec: Spec, audit: dict) -> None:
+    zero = dict.fromkeys(("rows_in", "rows_out", "rows_quarantined", "rows_filtered", "spark_seconds", "load_seconds"), 0)
+    _record(conn, run_id, {}, {}, {**audit, **zero, "plan": plan, "spec": spec, "filtered": {}, "event_days": []})
+
+
+def _plan(settings: Settings, source: str, force: bool, full_refresh: bool) -> tuple[Spec, increment.Plan, dict]:
+    """The source's spec, what this load reads (and why), and the audit fields known before reading."""
+    spec = source_spec(settings.s3, source)  # the spec stored with the RAW files (Pulse's own layout if none)
+    committed = list_committed(settings.s3, source)
+    if not committed:
+        raise LoadCheckError(f"no committed RAW partitions for source={source} in s3://{settings.s3.raw_bucket}")
+    plan = increment.plan(settings.postgres, source, committed, spec.version, full_refresh)
+    max_ingest = date.fromisoformat(max(f.ingest_date for f in committed))
+    complete_through = max_ingest - timedelta(days=settings.pipeline.late_arrival_days)
+    say(f"    {'full refresh' if plan.mode == 'full' else 'incremental'}: {plan.reason}")
+    audit = {"source": source, "ingest_dates": len({f.ingest_date for f in plan.files}), "max_ingest_date": max_ingest,
+             "complete_through": complete_through, "forced": force}  # fmt: skip
+    return spec, plan, audit
+
+
+@dataclass
+class Judged:
+    frames: Frames
+    rows_in: int
+    filtered: dict[str, int]
+    rules: dict[str, int]
+    seconds: float
+
+
+def _judge(spark, settings: Settings, source: str, run_id: str, plan: increment.Plan, spec: Spec, audit: dict):
+    """Spark: the plan's RAW files read, the rules and the dedup applied, counted; the quality gate."""
+    raw, compiled = read_raw(spark, settings, plan.files, spec)
+    dates, through = audit["ingest_dates"], audit["complete_through"]
+    say(f"    reading {len(plan.files)} RAW objects from {dates} ingest dates (complete through {through})")
+    if spec.name != "demo":
+        say(f"    spec {spec.name} (version {spec.version})")
+    with step("spark: parse, validate, dedup") as s:
+        frames = _frames(spark, settings, raw, compiled, source, run_id, plan.mode == "incremental")
+        rows_in = frames.checked.count()
+        filtered = _counts(frames.checked.filter(F.col("_filtered").isNotNull()), "_filtered")
+        rules = _counts(frames.classified.filter(F.col("rule").isNotNull()), "rule")
+        s.rows = rows_in
+    check_quality(frames.classified, rows_in - sum(filtered.values()), rules, settings.pipeline)  # the gate judges kept rows
+    return Judged(frames, rows_in, filtered, rules, s.seconds)
+
+
+def _write(settings: Settings, source: str, run_id: str, plan: increment.Plan, spec: Spec, audit: dict, j: Judged) -> dict:
+    """Into Postgres: COPY aside; a full refresh aggregates and indexes aside and swaps, an incremental load
+    adds and recomputes what it touched; both in one transaction with the audit. Returns the timings."""
+    cfg, incremental = settings.postgres, plan.mode == "incremental"
+    load.create_load_tables(cfg, ["events", "quarantine"] if incremental else load.TABLES, run_id)
+    counts, table_seconds, copy_seconds = _copy(cfg, j.frames.tables, run_id)
+    quarantined = sum(j.rules.values())
+    _check_accounting(j.rows_in, counts, quarantined, sum(j.filtered.values()))
+    index_seconds, aggregate_seconds, days = 0.0, 0.0, 0
+    if not incremental:
+        rows, aggregate_seconds = _aggregate_aside(cfg, run_id, spec.roles)
+        counts |= rows
+        index_seconds = _swap_full(settings, run_id, source, counts, audit["forced"])
+    event_days = load.event_days(cfg, run_id)
+    with step(f"load: {'add to' if incremental else 'swap into'} staging (one transaction)") as s, \
+            pg.connect(cfg) as conn, conn.transaction():  # fmt: skip
+        if incremental:
+            conn.execute("set local lock_timeout = '10s'")
+            days = _apply_incremental(conn, j.frames, run_id, source, spec.roles)
+        else:
+            load.swap_in(conn, load.TABLES, run_id, source)
+        _record(conn, run_id, j.rules, counts, {**audit, "rows_in": j.rows_in, "rows_out": counts["events"],
+            "rows_quarantined": quarantined, "spark_seconds": j.seconds,
+            "load_seconds": copy_seconds + aggregate_seconds + index_seconds + s.seconds, "spec": spec, "filtered": j.filtered,
+            "rows_filtered": sum(j.filtered.values()), "plan": plan, "event_days": event_days})  # fmt: skip
+    return {"rows_out": counts["events"], "days_recomputed": days, "tables": counts, "table_seconds": table_seconds,
+            "copy_seconds": round(copy_seconds, 2), "aggregate_seconds": round(aggregate_seconds, 2),
+            "index_seconds": round(index_seconds, 2),
+            "swap_seconds": round(s.seconds, 2)}  # fmt: skip
+
+
+def _run(spark, settings: Settings, source: str, run_id: str, force: bool, full_refresh: bool) -> dict:
+    spec, plan, audit = _plan(settings, source, force, full_refresh)
+    summary = {"run_id": run_id, "source": source, "mode": plan.mode, "mode_reason": plan.reason,
+               "complete_through": audit["complete_through"].isoformat(), "spec": f"{spec.name} {spec.version}"}  # fmt: skip
+    if not plan.files:
+        with pg.connect(settings.postgres) as conn, conn.transaction():
+            _nothing_new(conn, run_id, plan, spec, audit)
+        return summary | {"rows_in": 0, "rows_out": 0, "quarantined": {}, "filtered": {}, "tables": {}}
+    judged = _judge(spark, settings, source, run_id, plan, spec, audit)
+    written = _write(settings, source, run_id, plan, spec, audit, judged)
+    for frame in judged.frames.cached:
         frame.unpersist()
-    return {
-        "run_id": run_id,
-        "source": source,
-        "rows_in": rows_in,
-        "rows_out": counts["events"],
-        "complete_through": complete_through.isoformat(),
-        "quarantined": dict(sorted(rules.items())),
-        "filtered": dict(sorted(filtered.items())),
-        "spec": f"{spec.name} {spec.version}",
-        "tables": counts,
-        "spark_seconds": round(spark_seconds, 2),
-        "copy_seconds": round(copy_seconds, 2),
-        "table_seconds": table_seconds,
-        "index_seconds": round(index_seconds, 2),
-        "swap_seconds": round(s.seconds, 2),
-    }
+    return (
+        summary
+        | written
+        | {
+            "rows_in": judged.rows_in,
+            "quarantined": dict(sorted(judged.rules.items())),
+            "filtered": dict(sorted(judged.filtered.items())),
+            "spark_seconds": round(judged.seconds, 2),
+        }
+    )

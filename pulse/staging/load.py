@@ -125,6 +125,13 @@ def index_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str) -> No
                     conn.execute(sql.SQL("create {} index {} on {} ({})").format(unique_sql, name, target, cols))
 
 
+def event_days(cfg: PostgresConfig, run_id: str) -> list[tuple]:
+    """(event date, events) of a run's events load table."""
+    with pg.connect(cfg) as conn:
+        target = sql.Identifier("staging_load", load_table_name("events", run_id))
+        return conn.execute(sql.SQL("select event_date, count(*) from {} group by 1 order by 1").format(target)).fetchall()
+
+
 def drop_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str) -> None:
     """Remove a run's load tables and task ledger (after its swap, failure or death)."""
     with pg.connect(cfg) as conn:

@@ -221,15 +221,24 @@ def event_id_order() -> list[Column]:
     return [F.col("_correction").desc(), F.when(F.col("_correction"), F.col("_file")).desc_nulls_last(), *ARRIVAL_ORDER]
 
 
-def find_duplicates(checked: DataFrame) -> DataFrame:
+# what makes two events one (a re-send with a new id): the amount belongs to the event, as an invoice
+# may hold two lines of one product at different prices
+NATURAL_KEY = ["n_user_id", "n_user_session", "n_event_type", "n_product_id", "n_price", "n_event_ts"]
+PRIOR_FILE = ""  # an earlier load's event, as a dedup candidate: sorts before every RAW file key
+
+
+def find_duplicates(checked: DataFrame, prior: DataFrame | None = None) -> DataFrame:
     """(_file, _row, _dup_rule, _dup_detail) of the rows that lose a dedup, among rows that passed
     the row rules: the first arrival of an event_id wins (later copies are ``duplicate_event_id``),
     unless a copy comes from a correction partition, which then wins (``pulse upload --correction``);
     then the first of the same user/session/type/product/price/instant wins (re-sent events with a new id
-    are ``near_duplicate``). The windows run on a narrow projection, so wide rows are never shuffled."""
-    # the amount belongs to the event: an invoice may hold two lines of one product at different prices
-    natural = ["n_user_id", "n_user_session", "n_event_type", "n_product_id", "n_price", "n_event_ts"]
+    are ``near_duplicate``). The windows run on a narrow projection, so wide rows are never shuffled.
+    ``prior``: the events earlier loads kept that share an id or a natural key with these rows
+    (``_file`` = PRIOR_FILE, so they arrived first); they take part in the ranking, never lose."""
+    natural = NATURAL_KEY
     ok = checked.filter(F.col("rule").isNull()).select(*ARRIVAL_ORDER, "_correction", "n_event_id", *natural)
+    if prior is not None:
+        ok = ok.unionByName(prior.select(*ok.columns))
     ranked = ok.withColumn("_rank", F.row_number().over(Window.partitionBy("n_event_id").orderBy(*event_id_order())))
     dup = ranked.filter(F.col("_rank") > 1).select(
         "_file",
@@ -248,7 +257,7 @@ def find_duplicates(checked: DataFrame) -> DataFrame:
             F.lit("same user/session/type/product/price/time as an earlier event").alias("_dup_detail"),
         )
     )
-    return dup.unionByName(near)
+    return dup.unionByName(near).filter(F.col("_file") != PRIOR_FILE)
 
 
 def apply_duplicates(checked: DataFrame, losers: DataFrame) -> DataFrame:

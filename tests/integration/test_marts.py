@@ -3,8 +3,6 @@ recomputed independently in pandas from the staging events."""
 
 from __future__ import annotations
 
-import gzip
-import shutil
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +15,6 @@ from pulse.common.clickhouse import client as ch_client
 from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
-from pulse.domain import RAW_COLUMNS
 from pulse.lake import raw
 from pulse.modeling import dbt_runner
 from pulse.staging import job
@@ -287,37 +284,6 @@ def _activity_equals_full_recomputation(stack, source: str) -> None:
     assert (only_incremental, only_full) == (0, 0)
 
 
-def test_an_event_ten_days_late_goes_through_stage_1_into_its_day(warehouse, spark, tmp_path):
-    """A purchase that arrives ten days after it happened, in a RAW partition of a later day, is cleaned by
-    stage 1 and lands in its own day's marts on the next (incremental) build: this source's own data."""
-    stack, source = warehouse, "marts_late"
-    out = load_source(stack, spark, tmp_path, source, GenParams(n_events=4_000, days=30, end_date=date(2026, 10, 31), seed=13))
-    events = staging_events(stack, source)
-    late_day = events.event_date.max() - timedelta(days=10)
-    user = int(events[events.event_date == late_day].user_id.min())  # active that day already: DAU stays
-    record = dict(zip(RAW_COLUMNS, [""] * len(RAW_COLUMNS), strict=True)) | {
-        "event_id": "late-by-ten-days", "event_time": f"{late_day}T12:00:00Z", "event_type": "purchase",
-        "price": "10.00", "currency": "USD", "user_id": str(user), "user_session": "late-session",
-    }  # fmt: skip
-    newest = max(date.fromisoformat(p.name.removeprefix("ingest_date=")) for p in out.glob("ingest_date=*"))
-    arrival = tmp_path / "arrival" / f"ingest_date={newest + timedelta(days=1)}"  # a new day of RAW
-    arrival.mkdir(parents=True)
-    body = ",".join(RAW_COLUMNS) + "\n" + ",".join(record[c] for c in RAW_COLUMNS) + "\n"
-    (arrival / "part-00000.csv.gz").write_bytes(gzip.compress(body.encode()))
-    raw.upload_dataset(stack.s3, arrival.parent, source)
-    assert job.run(stack, source, spark=spark)["rows_out"] == len(events) + 1
-    result = dbt_runner.build(stack, source)  # incremental: only the changed day is rebuilt
-    assert result.ok, result.failures
-    ch = ch_client(stack.clickhouse, database=stack.clickhouse.marts_database(source))
-    after = staging_events(stack, source)
-    buys = after[(after.event_type == "purchase") & (after.event_date == late_day)]
-    before = events[(events.event_type == "purchase") & (events.event_date == late_day)]
-    assert buys.price_usd.sum() == before.price_usd.sum() + 10
-    got = ch.query(f"SELECT revenue_usd, purchases, dau FROM revenue_daily WHERE revenue_date = '{late_day}'").result_rows
-    assert got == [(buys.price_usd.sum(), len(buys), after[after.event_date == late_day].user_id.nunique())]
-    _activity_equals_full_recomputation(stack, source)
-
-
 SEGMENT = ["platform", "country", "acquisition_channel"]
 
 
@@ -481,38 +447,6 @@ def test_two_sources_never_mix(marts, stack, spark, tmp_path):
         assert flags == {d: d <= complete_through(stack, source) for d in flags}, source
         last_complete = min(ev.event_date.max(), complete_through(stack, source))
         assert ch.query("SELECT metric_date FROM kpi_latest").result_rows == [(last_complete,)]
-
-
-def test_daily_operation_keeps_marts_equal_to_a_full_recomputation(warehouse, spark, tmp_path):
-    """RAW arrives day by day (with late events); after each cleaning load, `model build` (incremental)
-    gives marts equal to a full recomputation, and the newest days stay flagged incomplete."""
-    stack, source = warehouse, "marts_daily"
-    full = tmp_path / "full"
-    generate_dataset(full, GenParams(n_events=8_000, days=30, end_date=date(2026, 10, 31), seed=11), DirtParams(rate=0.02))
-    partitions = sorted(p for p in full.iterdir() if p.is_dir())
-    arrived = tmp_path / "arrived"
-    arrived.mkdir()
-    for upto in (18, 24, 27, len(partitions)):
-        for part in partitions[:upto]:
-            if not (arrived / part.name).exists():
-                shutil.copytree(part, arrived / part.name)
-        raw.upload_dataset(stack.s3, arrived, source)
-        job.run(stack, source, spark=spark)
-        result = dbt_runner.build(stack, source)
-        assert result.ok, result.failures
-        _activity_equals_full_recomputation(stack, source)
-        events, watermark = staging_events(stack, source), complete_through(stack, source)
-        ch = ch_client(stack.clickhouse, database=stack.clickhouse.marts_database(source))
-        [(kpi_day, kpi_dau)] = ch.query("SELECT metric_date, dau FROM kpi_latest").result_rows
-        assert kpi_day == min(watermark, events.event_date.max())
-        assert kpi_dau == events[events.event_date == kpi_day].user_id.nunique()
-        if upto < len(partitions):  # mid-stream: the newest days may still get late events
-            assert watermark < events.event_date.max()
-            flags = dict(ch.query("SELECT metric_date, is_complete FROM user_daily_metrics").result_rows)
-            assert not flags[events.event_date.max()] and flags[watermark]
-        buys = events[events.event_type == "purchase"]
-        [(revenue,)] = ch.query("SELECT sum(revenue_usd) FROM revenue_daily").result_rows
-        assert Decimal(str(revenue)) == sum(buys.price_usd, Decimal(0))
 
 
 def test_freshness_counts_only_successful_loads_of_the_source(marts):

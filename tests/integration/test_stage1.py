@@ -94,8 +94,10 @@ def test_rerun_is_idempotent(loaded, spark):
     settings, truth, out, first = loaded
     again = raw.upload_dataset(settings.s3, out, SOURCE)
     assert again["uploaded"] == 0 and again["unchanged"] > 0
-    second = job.run(settings, SOURCE, spark=spark)
-    assert second["tables"] == first["tables"]
+    second = job.run(settings, SOURCE, spark=spark)  # incremental: nothing new, nothing read
+    assert (second["mode"], second["mode_reason"], second["rows_in"]) == ("incremental", "nothing new in RAW", 0)
+    third = job.run(settings, SOURCE, spark=spark, full_refresh=True)
+    assert (third["mode"], third["tables"]) == ("full", first["tables"])
     [(n, distinct)] = q(settings, "select count(*), count(distinct event_id) from staging.events where source = %s", SOURCE)
     assert n == distinct == truth["clean_events"]
     [(leftovers,)] = q(settings, "select count(*) from information_schema.tables where table_schema = 'staging_load'")
@@ -111,7 +113,7 @@ def test_failed_swap_leaves_previous_load_readable(loaded, spark, monkeypatch):
 
     monkeypatch.setattr(load, "swap_in", broken_swap)
     with pytest.raises(OSError, match="simulated") as err:
-        job.run(settings, SOURCE, spark=spark)
+        job.run(settings, SOURCE, spark=spark, full_refresh=True)
     assert err.value.errno == errno.ENOSPC
     [(n,)] = q(settings, "select count(*) from staging.events where source = %s", SOURCE)
     assert n == truth["clean_events"]

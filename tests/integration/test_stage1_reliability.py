@@ -4,10 +4,12 @@ a tampered object, far too much dirt, and a correction."""
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +25,7 @@ from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
 from pulse.lake import raw
-from pulse.staging import job, load
+from pulse.staging import aggregates, job, load
 from pulse.staging.migrate import migrate
 from pulse.staging.raw_reader import RawReadError
 
@@ -46,11 +48,27 @@ def load_debris(settings, run_id: str) -> list:
     return q(settings, "select tablename from pg_tables where schemaname = 'staging_load' and tablename like %s", f"%{suffix}")
 
 
-def test_a_run_killed_mid_copy_is_recovered_by_the_next_run(stack, spark, tmp_path):
-    source = "rel_kill"
-    out, truth = dataset(tmp_path, source, seed=21)
+def upload_in_two(stack, spark, out, source: str) -> None:
+    """The first half of the days loaded (a full refresh), the rest uploaded for an incremental load."""
+    days = sorted(p for p in out.iterdir() if p.is_dir())
+    first = out.parent / f"{source}-first"
+    for day in days[: len(days) // 2]:
+        shutil.copytree(day, first / day.name)
+    raw.upload_dataset(stack.s3, first, source)
+    job.run(stack, source, spark=spark)
     raw.upload_dataset(stack.s3, out, source)
+
+
+@pytest.mark.parametrize("mode", ["full", "incremental"])
+def test_a_run_killed_mid_copy_is_recovered_by_the_next_run(stack, spark, tmp_path, mode):
+    source = f"rel_kill_{mode}"
+    out, truth = dataset(tmp_path, source, seed=21)
     migrate(stack.postgres)
+    if mode == "full":
+        raw.upload_dataset(stack.s3, out, source)
+    else:
+        upload_in_two(stack, spark, out, source)
+    [(before,)] = q(stack, "select count(*) from staging.events where source = %s", source)
     env = {**os.environ, "PULSE_DEBUG": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pulse.cli", "clean", "--source", source],
@@ -72,12 +90,14 @@ def test_a_run_killed_mid_copy_is_recovered_by_the_next_run(stack, spark, tmp_pa
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert load_debris(stack, run_id)  # a dead run leaves its load tables behind …
+    [(after_kill,)] = q(stack, "select count(*) from staging.events where source = %s", source)
+    assert after_kill == before  # … and staging as it was
     summary = job.run(stack, source, spark=spark)  # … and the next run cleans them up
     [(status, error)] = q(stack, "select status, error from staging.load_runs where run_id = %s", run_id)
     assert status == "failed" and error.startswith("died")
     assert not load_debris(stack, run_id)
     assert not q(stack, "select 1 from staging.load_run_tasks where run_id = %s", run_id)
-    assert summary["rows_out"] == truth["clean_events"]
+    assert (summary["mode"], summary["rows_out"]) == (mode, truth["clean_events"] - before)
     [(events,)] = q(stack, "select count(*) from staging.events where source = %s", source)
     assert events == truth["clean_events"]
 
@@ -142,8 +162,9 @@ def test_a_changed_raw_object_fails_the_run(stack, spark, tmp_path):
     s3 = s3util.client(stack.s3)
     body = gzip.decompress(s3.get_object(Bucket=stack.s3.raw_bucket, Key=victim.key)["Body"].read())
     s3.put_object(Bucket=stack.s3.raw_bucket, Key=victim.key, Body=gzip.compress(body.replace(b"purchase", b"view")))
+    # a full refresh reads every file again and checks it (an incremental load reads only new files)
     with pytest.raises(RawReadError, match=f"RAW object .*{re.escape(victim.key)} does not match the sha256 in its manifest"):
-        job.run(stack, source, spark=spark)
+        job.run(stack, source, spark=spark, full_refresh=True)
     [(events,)] = q(stack, "select count(*) from staging.events where source = %s", source)
     assert events == truth["clean_events"]
 
@@ -186,7 +207,8 @@ def test_a_correction_replaces_the_earlier_event(stack, spark, tmp_path):
     fix.mkdir(parents=True)
     (fix / "part-00000.csv.gz").write_bytes(gzip.compress(buf.getvalue().encode()))
     raw.upload_dataset(stack.s3, fix.parent, source, correction=True)
-    job.run(stack, source, spark=spark)
+    summary = job.run(stack, source, spark=spark)
+    assert summary["mode"] == "full" and "correction partition (ingest_date=2026-11-20)" in summary["mode_reason"]
     assert q(stack, "select price from staging.events where source = %s and event_id = %s", source, event_id) == [
         (Decimal(fixed_price),)
     ]
@@ -231,3 +253,30 @@ def test_seaweedfs_ports_behind_the_s3_keys_are_closed(stack, tmp_path):
         assert err.value.code == 401, url
     s3 = s3util.client(stack.s3)
     assert s3.get_object(Bucket=stack.s3.raw_bucket, Key=f.key)["Body"].read()  # S3 with the keys still works
+
+
+def test_a_failed_incremental_load_leaves_staging_as_it_was(stack, spark, tmp_path, monkeypatch):
+    """An incremental load fails inside its transaction, after its events went in: readers keep the
+    previous state (events and aggregates), and the next run loads the same files again."""
+    source = "rel_inc_fail"
+    out, truth = dataset(tmp_path, source, seed=27)
+    migrate(stack.postgres)
+    upload_in_two(stack, spark, out, source)
+    snapshot = (
+        "select (select count(*) from staging.events where source = %s), "
+        "(select sum(events) from staging.users where source = %s)"
+    )
+    before = q(stack, snapshot, source, source)
+
+    def broken_merge(conn, roles, source, new, days):
+        raise OSError(errno.ENOSPC, "No space left on device (simulated)")
+
+    monkeypatch.setattr(aggregates, "merge", broken_merge)
+    with pytest.raises(OSError, match="simulated"):
+        job.run(stack, source, spark=spark)
+    assert q(stack, snapshot, source, source) == before
+    monkeypatch.undo()
+    summary = job.run(stack, source, spark=spark)
+    assert summary["mode"] == "incremental" and summary["rows_in"] > 0
+    [(events, user_events)] = q(stack, snapshot, source, source)
+    assert events == user_events == truth["clean_events"]

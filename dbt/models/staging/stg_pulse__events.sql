@@ -1,5 +1,19 @@
 -- One clean event of the selected source, typed for ClickHouse.
-{{ config(order_by=['event_date', 'user_id'], engine='MergeTree()') }}
+-- Incremental by event day: a build takes again only the days that the loads since the previous build
+-- touched (new, late or re-sessionised events), and everything after a full refresh; days that no
+-- longer have events go (macro staged_loads).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='event_date',
+    order_by=['event_date', 'user_id'],
+    engine='MergeTree()',
+    post_hook=[
+        "{% if is_incremental() %}delete from {{ this }} where event_date not in (select event_date from {{ source('pulse_staging', 'daily_event_counts') }} where source = '{{ var('pulse_source') }}'){% endif %}"
+    ]
+) }}
+
+{%- set loads = staged_loads() %}
 
 select
     event_id,
@@ -16,6 +30,11 @@ select
     coalesce(country, 'unknown') as country,
     coalesce(channel, 'unknown') as channel,
     is_late = 1 as is_late,
-    properties
+    properties,
+    toDateTime64('{{ loads.through or "1970-01-01 00:00:00" }}', 6, 'UTC') as staged_through
 from {{ source('pulse_staging', 'events') }}
-where source = '{{ var("pulse_source") }}'
+where
+    source = '{{ var("pulse_source") }}'
+    {%- if is_incremental() and not loads.all %}
+        and event_date in ({{ "'" ~ (loads.days | join("', '")) ~ "'" if loads.days else "NULL" }})
+    {%- endif %}
