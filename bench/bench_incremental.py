@@ -35,6 +35,7 @@ from pulse.lake.raw import delete_source, upload_dataset
 from pulse.modeling import dbt_runner
 from pulse.services import registry
 from pulse.staging import job
+from pulse.staging.migrate import migrate
 
 RESULTS: list[dict] = []
 
@@ -91,6 +92,7 @@ def bench(history: int, share: float, spark) -> None:
     hist, new = split_days(out, s.datasets_dir / f"{source}-split")
     delete_source(s.s3, source)
     upload_dataset(s.s3, hist, source)
+    migrate(s.postgres)
     with pg.connect(s.postgres) as conn:  # a fresh start: no earlier loads of this source
         conn.execute("delete from staging.load_runs where source = %s", (source,))
     with measured("history: clean (full refresh)", history) as m:

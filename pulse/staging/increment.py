@@ -55,25 +55,39 @@ def loaded_files(conn, source: str, since) -> dict[str, str]:
 
 
 def plan(cfg: PostgresConfig, source: str, committed: list[RawFile], spec_version: str, full_refresh: bool) -> Plan:
-    """Full refresh or incremental, with the reason, and the files to read."""
+    """Full refresh or incremental, with the reason, and the files to read (from the source's load audit)."""
+    if full_refresh:
+        return decide(None, {}, committed, spec_version, full_refresh=True)
+    with pg.connect(cfg) as conn:
+        last = _last_full(conn, source)
+        loaded = loaded_files(conn, source, last[1]) if last else {}
+    return decide(last and (last[2], last[3]), loaded, committed, spec_version)
+
+
+def decide(
+    last_full: tuple[str, str | None] | None,
+    loaded: dict[str, str],
+    committed: list[RawFile],
+    spec_version: str,
+    full_refresh: bool = False,
+) -> Plan:
+    """The plan, given the last full refresh's (spec version, rules version), the files loaded since
+    (key -> sha256) and the committed files."""
 
     def full(reason: str) -> Plan:
         return Plan("full", reason, committed, committed)
 
     if full_refresh:
         return full("asked for (--full-refresh)")
-    with pg.connect(cfg) as conn:
-        last = _last_full(conn, source)
-        if last is None:
-            return full("the source's first load")
-        _, since, last_spec, last_rules = last
-        if last_rules is None:
-            return full("the last full refresh was made by a release before incremental loads")
-        if last_rules != RULES_VERSION:
-            return full(f"the cleaning rules changed since the last full refresh ({last_rules} -> {RULES_VERSION})")
-        if last_spec != spec_version:
-            return full(f"the source's spec changed since the last full refresh ({last_spec} -> {spec_version})")
-        loaded = loaded_files(conn, source, since)
+    if last_full is None:
+        return full("the source's first load")
+    last_spec, last_rules = last_full
+    if last_rules is None:
+        return full("the last full refresh was made by a release before incremental loads")
+    if last_rules != RULES_VERSION:
+        return full(f"the cleaning rules changed since the last full refresh ({last_rules} -> {RULES_VERSION})")
+    if last_spec != spec_version:
+        return full(f"the source's spec changed since the last full refresh ({last_spec} -> {spec_version})")
     now = {f.key: f for f in committed}
     changed = sorted(k for k, sha in loaded.items() if k not in now or now[k].sha256 != sha)
     if changed:
@@ -108,9 +122,9 @@ PRIOR_SCHEMA = (
 def dedup_priors(spark, cfg: PostgresConfig, source: str, judged: DataFrame) -> DataFrame:
     """The rows earlier loads decided that share an event id or a (user, instant) with the rows that passed
     the row rules: the events (with their natural key), and the ids of near duplicates (an id they won)."""
-    ok = judged.filter(F.col("rule").isNull())
-    ids = [(r[0],) for r in ok.select("n_event_id").distinct().collect()]
-    pairs = [tuple(r) for r in ok.select("n_user_id", "n_event_ts").distinct().collect()]
+    keys = judged.filter(F.col("rule").isNull()).select("n_event_id", "n_user_id", "n_event_ts").collect()  # one job
+    ids = {(r[0],) for r in keys}
+    pairs = {(r[1], r[2]) for r in keys}
     s = sql.Literal(source)
     natural = sql.SQL(
         "e.event_id, e.user_id, case when e.session_id like {} then null else e.session_id end, e.event_type, "

@@ -302,8 +302,9 @@ def _judge(spark, settings: Settings, source: str, run_id: str, plan: increment.
         say(f"    spec {spec.name} (version {spec.version})")
     with step("spark: parse, validate, dedup") as s:
         frames = _frames(spark, settings, raw, compiled, source, run_id, plan.mode == "incremental")
-        rows_in = frames.checked.count()
-        filtered = _counts(frames.checked.filter(F.col("_filtered").isNotNull()), "_filtered")
+        by_filter = _counts(frames.checked, "_filtered")  # one job: every row, and those a filter leaves out
+        rows_in = sum(by_filter.values())
+        filtered = {f: n for f, n in by_filter.items() if f is not None}
         rules = _counts(frames.classified.filter(F.col("rule").isNotNull()), "rule")
         s.rows = rows_in
     check_quality(frames.classified, rows_in - sum(filtered.values()), rules, settings.pipeline)  # the gate judges kept rows

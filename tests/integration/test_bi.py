@@ -571,13 +571,6 @@ def test_memo_numbers_come_from_the_data_and_another_dataset_gives_another_memo(
 # --- a preset source ---------------------------------------------------------------------------
 
 
-def ml_chart_names() -> set[str]:
-    bundle = assets.load()
-    on_ml = {p["meta"]["uuid"] for p in bundle["dashboards/ML_and_forecasts.yaml"]["position"].values()
-             if isinstance(p, dict) and p.get("type") == "CHART"}  # fmt: skip
-    return {c["slice_name"] for path, c in bundle.items() if path.startswith("charts/") and c["uuid"] in on_ml}
-
-
 def load_preset(stack, spark, preset: str) -> str:
     source = f"bi_{preset}"
     pipeline.ingest_file(stack, SAMPLES_DIR / f"{preset}.{LAYOUTS[preset][1]}", source, None, {}, spec=preset)
@@ -592,14 +585,13 @@ def test_the_dashboards_follow_a_preset_sources_funnel_and_say_when_it_has_no_re
     real browser: no chart errors, the money charts say why they are empty (screenshot looked at)."""
     stack, _, client = bi
     try:
-        deployed = pipeline.deploy_bi(stack, load_preset(stack, spark, "ga4_export"))
-        # no ML run on this source yet: only the ML dashboard's charts have no tables to read
-        assert set(deployed.failed) <= ml_chart_names(), deployed.failed
+        # not warmed: the charts compute on demand (the browser below and chart_rows ask for them)
+        deployed = pipeline.deploy_bi(stack, load_preset(stack, spark, "ga4_export"), warm=False)
         funnel = chart_rows(client, deployed, "funnel")
         funnel = funnel.sort_values("step")  # numbered labels: 1. view item, 2. add to cart, ...
         assert list(funnel.step) == list(specs.load("ga4_export").roles.step_labels())
         assert list(funnel.users) == sorted(funnel.users, reverse=True) and funnel.users.iloc[-1] > 0  # an ordered funnel
-        deployed = pipeline.deploy_bi(stack, load_preset(stack, spark, "netflix_viewing"))
+        deployed = pipeline.deploy_bi(stack, load_preset(stack, spark, "netflix_viewing"), warm=False)
         report = dashboards_report(stack, "product-analytics", timeout=600, SHOT_SUFFIX="-netflix_viewing")
         page = report["product-analytics"]
         assert page["errors"] == [] and page["failed_requests"] == [], (page["errors"], page["failed_requests"])

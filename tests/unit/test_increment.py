@@ -1,0 +1,68 @@
+"""Which files a load reads, and when it must be a full refresh (pulse.staging.increment.decide)."""
+
+from __future__ import annotations
+
+from pulse.lake.raw import RawFile
+from pulse.staging.increment import RULES_VERSION, decide
+
+PREFIX = "events/source=s"
+
+
+def raw_file(day: str, sha: str = "a", correction: bool = False) -> RawFile:
+    return RawFile(f"{PREFIX}/ingest_date={day}/part-00000.csv.gz", day, 10, sha, correction)
+
+
+DAYS = [raw_file(f"2026-10-0{d}") for d in range(1, 4)]
+LOADED = {f.key: f.sha256 for f in DAYS[:2]}
+LAST = ("spec1", RULES_VERSION)
+
+
+def test_only_the_files_no_load_took_are_read():
+    plan = decide(LAST, LOADED, DAYS, "spec1")
+    assert (plan.mode, plan.reason, plan.files) == ("incremental", "1 new RAW files", DAYS[2:])
+
+
+def test_nothing_new_reads_nothing():
+    plan = decide(LAST, {f.key: f.sha256 for f in DAYS}, DAYS, "spec1")
+    assert (plan.mode, plan.reason, plan.files) == ("incremental", "nothing new in RAW", [])
+
+
+def test_each_reason_for_a_full_refresh_is_named():
+    late, fix = raw_file("2026-09-30"), raw_file("2026-10-04", correction=True)
+    cases = {
+        "asked for (--full-refresh)": decide(LAST, LOADED, DAYS, "spec1", full_refresh=True),
+        "the source's first load": decide(None, {}, DAYS, "spec1"),
+        "a release before incremental loads": decide(("spec1", None), LOADED, DAYS, "spec1"),
+        f"the cleaning rules changed since the last full refresh (old -> {RULES_VERSION})": decide(
+            ("spec1", "old"), LOADED, DAYS, "spec1"
+        ),
+        "spec changed since the last full refresh (spec1 -> spec2)": decide(LAST, LOADED, DAYS, "spec2"),
+        f"{DAYS[1].key} was removed or rewritten": decide(LAST, LOADED, [DAYS[0], raw_file("2026-10-02", "b"), DAYS[2]], "spec1"),
+        f"{DAYS[0].key} was removed": decide(LAST, LOADED, DAYS[1:], "spec1"),
+        "a correction partition (ingest_date=2026-10-04)": decide(LAST, LOADED, [*DAYS, fix], "spec1"),
+        f"{late.key} sorts before files already loaded": decide(LAST, LOADED, [late, *DAYS], "spec1"),
+    }
+    for reason, plan in cases.items():
+        assert plan.mode == "full" and reason in plan.reason, (reason, plan.reason)
+        assert plan.files == plan.committed  # a full refresh reads every committed file
+
+
+def test_derived_sessions_split_at_30_minutes_and_at_midnight(spark):
+    """A session Pulse derives depends on its user's day alone, so a load can derive a touched day again."""
+    from datetime import datetime
+
+    from pulse.staging.transform import derived_sessions
+
+    times = ["2026-10-01 22:00:00", "2026-10-01 22:29:00", "2026-10-01 23:01:00", "2026-10-01 23:50:00",
+             "2026-10-02 00:05:00", "2026-10-02 00:20:00"]  # fmt: skip
+    rows = [("u1", datetime.fromisoformat(t + "+00:00"), f"e{i}") for i, t in enumerate(times)]  # UTC, whatever the host zone
+    rows.append(("u2", datetime.fromisoformat("2026-10-01 22:10:00+00:00"), "e9"))
+    frame = spark.createDataFrame(rows, "n_user_id string, n_event_ts timestamp, n_event_id string")
+    got = {r.n_event_id: r.session_id for r in derived_sessions(frame).collect()}
+    assert got == {
+        "e0": "derived-u1-20261001-1", "e1": "derived-u1-20261001-1",  # 29 minutes apart: one session
+        "e2": "derived-u1-20261001-2",  # 32 minutes after: a new one
+        "e3": "derived-u1-20261001-3",
+        "e4": "derived-u1-20261002-1", "e5": "derived-u1-20261002-1",  # 15 minutes after, but the next day
+        "e9": "derived-u2-20261001-1",
+    }  # fmt: skip
