@@ -6,7 +6,8 @@
 #}
 {% macro staged_loads() %}
   {% set everything = {'all': true, 'days': [], 'through': none} %}
-  {% if not execute %}{{ return(everything) }}{% endif %}
+  {# only a run or build asks the audit: compile and docs run no on-run-start, so Postgres is not attached #}
+  {% if not execute or flags.WHICH not in ['run', 'build'] %}{{ return(everything) }}{% endif %}
   {% set src = var('pulse_source') %}
   {% set seen = none %}
   {% if is_incremental() %}
