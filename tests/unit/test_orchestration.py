@@ -81,3 +81,26 @@ def test_a_service_name_also_picks_its_components():
     names = [s.name for s in registry.pick(load_settings(), ["airflow"])]
     assert names == ["airflow", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"]
     assert [s.name for s in registry.pick(load_settings(), ["airflow-scheduler"])] == ["airflow-scheduler"]
+
+
+def test_a_backfill_runs_the_days_with_raw_in_order_and_stops_at_a_failed_one(monkeypatch):
+    """pulse airflow backfill: Airflow is replaced here by a recorder of the days asked for (the real DAG
+    runs in tests/integration/test_airflow.py)."""
+    from types import SimpleNamespace
+
+    from pulse import pipeline
+    from pulse.lake import raw
+    from pulse.orchestration import daily
+
+    have = ["2026-10-01", "2026-10-02", "2026-10-04", "2026-10-05", "2026-10-06"]
+    monkeypatch.setattr(raw, "list_committed", lambda cfg, source: [SimpleNamespace(ingest_date=d) for d in have])
+    asked = []
+
+    def run_day(settings, day, source, echo=None):
+        asked.append(day)
+        return SimpleNamespace(day=day.isoformat(), state="failed" if day == date(2026, 10, 5) else "success")
+
+    monkeypatch.setattr(daily, "run_day", run_day)
+    done = pipeline.backfill(load_settings(), date(2026, 10, 1), date(2026, 10, 6), "demo")
+    assert asked == [date(2026, 10, d) for d in (1, 2, 4, 5)]  # in order, none without RAW, none after the failure
+    assert [(d.day, r and r.state) for d, r in done] == [(1, "success"), (2, "success"), (3, None), (4, "success"), (5, "failed")]
