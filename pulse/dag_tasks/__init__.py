@@ -17,7 +17,7 @@ def ml_run_id(source: str, day: str) -> str:
 
 def clean(source: str) -> dict:
     result = pipeline.clean(settings(), source_name(source))
-    keep = ("run_id", "source", "rows_in", "rows_out", "complete_through", "quarantined")
+    keep = ("run_id", "source", "mode", "mode_reason", "rows_in", "rows_out", "complete_through", "quarantined")
     return {k: result[k] for k in keep}
 
 
