@@ -28,3 +28,12 @@ def ensure_login_database(cfg: PostgresConfig, user: str, password: str, databas
             conn.execute(sql.SQL(verb + " role {} login password {}").format(sql.Identifier(user), sql.Literal(password)))
         if not conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone():
             conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(database), sql.Identifier(user)))
+
+
+def temp_table(conn: psycopg.Connection, name: str, columns: str, rows) -> None:
+    """Inside the caller's transaction: a temporary table ``name`` (``columns`` as SQL) dropped at commit,
+    filled with ``rows`` by COPY."""
+    conn.execute(sql.SQL("create temp table {} ({}) on commit drop").format(sql.Identifier(name), sql.SQL(columns)))
+    with conn.cursor().copy(sql.SQL("copy {} from stdin").format(sql.Identifier(name))) as copy:
+        for row in rows:
+            copy.write_row(row)

@@ -106,10 +106,7 @@ def decide(
 def _rows(conn, query: sql.Composable, temp: str, columns: str, values: Iterable[tuple]) -> list[tuple]:
     """``query``'s rows, with ``values`` COPYed into a temporary table ``temp`` (``columns``) it joins."""
     with conn.transaction():
-        conn.execute(sql.SQL("create temp table {} ({}) on commit drop").format(sql.Identifier(temp), sql.SQL(columns)))
-        with conn.cursor().copy(sql.SQL("copy {} from stdin").format(sql.Identifier(temp))) as copy:
-            for row in values:
-                copy.write_row(row)
+        pg.temp_table(conn, temp, columns, values)
         return conn.execute(query).fetchall()
 
 

@@ -228,8 +228,8 @@ def _aggregate_aside(cfg, run_id: str, roles) -> tuple[dict[str, int], float]:
     return rows, s.seconds
 
 
-def _swap_full(settings: Settings, run_id: str, source: str, counts: dict, force: bool) -> float:
-    """A full refresh: aggregate and index aside, check, then swap the source's partitions; seconds."""
+def _prepare_swap(settings: Settings, run_id: str, source: str, counts: dict, force: bool) -> float:
+    """A full refresh, before its swap: the shrink check, then the load tables indexed and constrained aside; seconds."""
     cfg = settings.postgres
     check_shrink(cfg, source, counts["events"], settings.pipeline.max_shrink, force)
     with step("load: index the new partitions (aside)") as s:
@@ -238,9 +238,9 @@ def _swap_full(settings: Settings, run_id: str, source: str, counts: dict, force
     return s.seconds
 
 
-def _apply_incremental(conn, frames: Frames, run_id: str, source: str, roles) -> int:
+def _apply_incremental(conn, frames: Frames, run_id: str, source: str, roles, days: list[date]) -> int:
     """Inside the load's transaction: the new events and quarantine rows in, changed derived sessions
-    set, the touched aggregates recomputed. Returns the days recomputed."""
+    set, the aggregates of the touched ``days`` (and keys) recomputed. Returns the days recomputed."""
     new = sql.Identifier("staging_load", load.load_table_name("events", run_id))
     for table in ("events", "quarantine"):
         columns = sql.SQL(", ").join(map(sql.Identifier, frames.tables[table].columns))
@@ -251,16 +251,12 @@ def _apply_incremental(conn, frames: Frames, run_id: str, source: str, roles) ->
         )
     changed = [tuple(r) for r in frames.sessions.collect()]
     if changed:
-        conn.execute("create temp table changed_sessions (event_id text, session_id text) on commit drop")
-        with conn.cursor().copy("copy changed_sessions from stdin") as copy:
-            for row in changed:
-                copy.write_row(row)
+        pg.temp_table(conn, "changed_sessions", "event_id text, session_id text", changed)
         conn.execute(
             "update staging.events e set session_id = c.session_id from changed_sessions c "
             "where e.source = %s and e.event_id = c.event_id and e.session_id <> c.session_id",
             (source,),
         )
-    days = [d for (d,) in conn.execute(sql.SQL("select distinct event_date from {}").format(new)).fetchall()]
     return len(aggregates.merge(conn, roles, source, new, days))
 
 
@@ -323,13 +319,13 @@ def _write(settings: Settings, source: str, run_id: str, plan: increment.Plan, s
     if not incremental:
         rows, aggregate_seconds = _aggregate_aside(cfg, run_id, spec.roles)
         counts |= rows
-        index_seconds = _swap_full(settings, run_id, source, counts, audit["forced"])
+        index_seconds = _prepare_swap(settings, run_id, source, counts, audit["forced"])
     event_days = load.event_days(cfg, run_id)
     with step(f"load: {'add to' if incremental else 'swap into'} staging (one transaction)") as s, \
             pg.connect(cfg) as conn, conn.transaction():  # fmt: skip
         if incremental:
-            conn.execute("set local lock_timeout = '10s'")
-            days = _apply_incremental(conn, j.frames, run_id, source, spec.roles)
+            load.set_lock_timeout(conn)
+            days = _apply_incremental(conn, j.frames, run_id, source, spec.roles, [day for day, _ in event_days])
         else:
             load.swap_in(conn, load.TABLES, run_id, source)
         _record(conn, run_id, j.rules, counts, {**audit, "rows_in": j.rows_in, "rows_out": counts["events"],

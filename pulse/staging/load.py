@@ -152,12 +152,18 @@ def constrain_load_tables(cfg: PostgresConfig, tables: list[str], run_id: str, s
             )
 
 
+def set_lock_timeout(conn, seconds: float = 10) -> None:
+    """Inside the caller's transaction: wait at most ``seconds`` for each lock (a long reader would otherwise
+    stall every query queued behind a writer's exclusive lock); on timeout the transaction fails."""
+    conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{int(seconds * 1000)}ms")))
+
+
 def swap_in(conn, tables: list[str], run_id: str, source: str, lock_timeout_s: float = 10) -> None:
     """Inside the caller's transaction: make this run's tables the source's partitions of staging.
     Waits at most ``lock_timeout_s`` for each lock (a long reader would otherwise stall every query
     queued behind the swap's exclusive lock); on timeout the transaction fails and readers keep the
     previous load."""
-    conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_s * 1000)}ms")))
+    set_lock_timeout(conn, lock_timeout_s)
     for t in tables:
         part = partition_name(t, source)
         exists = conn.execute("select to_regclass(%s) is not null", (f"staging.{part}",)).fetchone()[0]
