@@ -157,10 +157,12 @@ def merge(conn, roles: Roles, source: str, new: sql.Identifier, days: list[date]
     in: users, products and the daily tables of ``days`` (and of the days users' first events moved from)
     recomputed. Returns the days recomputed."""
     terms, s = Terms.of(roles), sql.Literal(source)
+    # a stored user's first day moves only when the new events hold an earlier day (a late event): only that
+    # old day's new_users change; a returning user's later events leave it as it is
     moved = conn.execute(
         sql.SQL(
-            "select distinct o.first_event_date from staging.users o join (select distinct user_id from {}) d "
-            "using (user_id) where o.source = {}"
+            "select distinct o.first_event_date from staging.users o join (select user_id, min(event_date) first "
+            "from {} group by user_id) d using (user_id) where o.source = {} and d.first < o.first_event_date"
         ).format(new, s)
     ).fetchall()
     conn.execute(_merge_users(terms, s, new))

@@ -32,9 +32,11 @@ select
     is_late = 1 as is_late,
     properties,
     toDateTime64('{{ loads.through or "1970-01-01 00:00:00" }}', 6, 'UTC') as staged_through
-from {{ source('pulse_staging', 'events') }}
+-- the filters name the source's own columns (e.), not the typed aliases above: ClickHouse hands them
+-- to Postgres, which reads the touched days by index instead of the whole source
+from {{ source('pulse_staging', 'events') }} as e
 where
-    source = '{{ var("pulse_source") }}'
+    e.source = '{{ var("pulse_source") }}'
     {%- if is_incremental() and not loads.all %}
-        and event_date in ({{ "'" ~ (loads.days | join("', '")) ~ "'" if loads.days else "NULL" }})
+        and e.event_date in ({{ "'" ~ (loads.days | join("', '")) ~ "'" if loads.days else "NULL" }})
     {%- endif %}
