@@ -419,8 +419,12 @@ class Settings:
         return self.run_dir / "stream-progress.json"
 
     @property
-    def dbt_dir(self) -> Path:  # dbt's target/ and logs/
+    def dbt_dir(self) -> Path:  # dbt's target/
         return self.home / "dbt"
+
+    @property
+    def dbt_log(self) -> Path:  # dbt's full (debug) log of every invocation
+        return self.logs_dir / "dbt.log"
 
     @property
     def secrets_dir(self) -> Path:

@@ -220,11 +220,12 @@ def clean(settings: Settings, source: str = DEMO_SOURCE, force: bool = False, fu
     return job.run(settings, source, force=force, full_refresh=full_refresh)
 
 
-def model(settings: Settings, source: str = DEMO_SOURCE, full_refresh: bool = False):
-    """Modelling: dbt build + test, publish the marts if everything passed. Returns a BuildResult."""
+def model(settings: Settings, source: str = DEMO_SOURCE, full_refresh: bool = False, verbose: bool = False):
+    """Modelling: dbt build + test (a line per completed layer), publish the marts if everything passed.
+    Returns a BuildResult (its summary: models, tests, seconds)."""
     from pulse.modeling import dbt_runner
 
-    return dbt_runner.build(settings, source, full_refresh=full_refresh)
+    return dbt_runner.build(settings, source, full_refresh=full_refresh, verbose=verbose)
 
 
 def dbt(settings: Settings, source: str, args: list[str]) -> int:

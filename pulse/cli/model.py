@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from typing import TYPE_CHECKING
 
 from pulse import pipeline
@@ -32,31 +33,31 @@ def register(sub) -> None:
     add_source(p, help="which source the marts describe (default %(default)s)")
     p.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
     p.add_argument("--select", nargs="+", help="dbt node selection, e.g. marts.user_retention+ (never published)")
+    p.add_argument("--verbose", action="store_true", help="stream dbt's own lines too (they are always in the dbt log)")
     p.set_defaults(fn=run_model)
 
 
 def print_build(s: Settings, source: str, result: BuildResult) -> int:
-    """One line for a published build; what failed and where to look otherwise. Returns the exit code."""
+    """One summary line for a published build; each failure in full, with the query that shows its rows,
+    otherwise. Returns the exit code."""
+    log = s.dbt_log
     if result.ok:
-        print(f"published {len(result.published)} marts to ClickHouse database {result.marts_database}")
+        print(f"dbt build: {result.summary}; published {len(result.published)} marts to {result.marts_database} (log: {log})")
         return 0
-    print(f"pulse model build: nothing published; {result.marts_database} keeps the previous marts.", file=sys.stderr)
+    kept = f"nothing published, {result.marts_database} keeps the previous marts"
+    print(f"pulse model build: {result.summary}; {kept}.", file=sys.stderr)
     for f in result.failures:
-        print(f"  {f.status}: {f.node}: {f.message}", file=sys.stderr)
-    tests = " ".join(f.node.split(".")[-1] for f in result.failures if f.node.startswith("test."))
-    print(
-        f"  see {s.dbt_dir / 'logs'}; look at the failing rows with "
-        f"`pulse model test --source {source} --select {tests or '<model>'}` (they are in "
-        f"{result.build_database}), fix the data or the model, and build again.",
-        file=sys.stderr,
-    )
+        print(f"\n  {f.status.upper()}: {f.node}\n    {f.message}", file=sys.stderr)
+        if f.query:
+            print(f"    its rows (in {result.build_database}):\n" + textwrap.indent(f.query, "      "), file=sys.stderr)
+    print(f"\n  full log: {log}; fix the data or the model, and build again.", file=sys.stderr)
     return result.exit_code or 1
 
 
 def run_model(args: argparse.Namespace) -> int:
     s = settings()
     if args.action == "build" and not args.select:
-        return print_build(s, args.source, pipeline.model(s, args.source, full_refresh=args.full_refresh))
+        return print_build(s, args.source, pipeline.model(s, args.source, full_refresh=args.full_refresh, verbose=args.verbose))
     dbt_args = list(DBT_ARGS[args.action])
     if args.full_refresh and args.action in ("build", "run"):
         dbt_args.append("--full-refresh")
@@ -64,7 +65,7 @@ def run_model(args: argparse.Namespace) -> int:
         dbt_args += ["--select", *args.select]
     code = pipeline.dbt(s, args.source, dbt_args)
     if code:
-        print(f"pulse model {args.action}: dbt failed (exit {code}); logs in {s.dbt_dir / 'logs'}", file=sys.stderr)
+        print(f"pulse model {args.action}: dbt failed (exit {code}); log in {s.dbt_log}", file=sys.stderr)
     elif args.action in ("build", "run"):
         where = s.clickhouse.build_database(args.source)
         print(f"built in {where} (a selection is not published; a full `pulse model build` publishes)")

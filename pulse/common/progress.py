@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 import psutil
@@ -58,3 +58,18 @@ def step(name: str) -> Iterator[Step]:
     s.ended = time.perf_counter()
     rate = f", {s.rows / s.seconds:,.0f} rows/s" if s.rows else ""
     say(f"    done in {s.seconds:.1f}s{rate}")
+
+
+def ticker(label: str, every: float = 2.0) -> Callable[[int, int], None]:
+    """``tick(done, total)``: a ``label: done/total, elapsed`` line at most every ``every`` seconds, and at the end."""
+    started = time.perf_counter()
+    last = [0.0]
+
+    def tick(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done < total and now - last[0] < every:
+            return
+        last[0] = now
+        say(f"    {label}: {done}/{total}, {now - started:.0f} s")
+
+    return tick

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pulse.config import S3Config, Settings
@@ -49,10 +53,85 @@ def session(settings: Settings, app: str, extra_conf: dict[str, str] | None = No
 
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with jvm_output_to(jvm_log(settings)):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     use_s3a(spark, settings.s3)
     return spark
+
+
+def jvm_log(settings: Settings) -> Path:
+    """Where the Spark JVM's own output goes (start-up notes, SLF4J, log4j warnings)."""
+    return settings.logs_dir / "spark-driver.log"
+
+
+@contextmanager
+def jvm_output_to(path: Path) -> Iterator[None]:
+    """Start the JVM (and its Python workers) with stderr into ``path``: its start-up noise stays out of
+    the terminal. Errors still reach the caller as Python exceptions (Py4J carries the Java trace); when
+    the JVM does not start at all, the end of its log is shown."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with path.open("ab") as log:
+            os.dup2(log.fileno(), 2)  # the gateway's child process inherits fd 2 as it is now
+        yield
+    except Exception:
+        os.dup2(saved, 2)
+        tail = path.read_text(errors="replace").splitlines()[-20:]
+        print("\n".join(["the Spark JVM failed; the end of " + str(path) + ":", *tail]), file=sys.stderr)
+        raise
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _Watch(threading.Thread):
+    """Polls Spark's status store: tasks done / total of the running stages, rows read, elapsed."""
+
+    def __init__(self, spark, label: str, every: float, tty: bool) -> None:
+        super().__init__(daemon=True, name=f"spark-progress-{label}")
+        self.store, self.label, self.every, self.tty = spark.sparkContext._jsc.sc().statusStore(), label, every, tty
+        self.started = time.perf_counter()
+        self.stopping = threading.Event()
+        self.shown = False
+
+    def line(self) -> str | None:
+        stages = self.store.activeStages()
+        active = [stages.apply(i) for i in range(stages.size())]
+        if not active:
+            return None
+        tasks = " ".join(f"stage {st.stageId()} {st.numCompleteTasks()}/{st.numTasks()}" for st in active)
+        rows = sum(st.inputRecords() for st in active)
+        read = f" · {rows:,} rows read" if rows else ""
+        return f"    {self.label}: {tasks} tasks{read} · {time.perf_counter() - self.started:.0f} s"
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.every):
+            try:
+                text = self.line()
+            except Exception:  # the JVM went away (the job failed, the session stopped): the job says why
+                return
+            if text:
+                self.shown = True
+                print(f"\r{text}\033[K" if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def progress(spark, label: str) -> Iterator[None]:
+    """Progress of the Spark jobs run inside: a line updated in place every second on a terminal, a line
+    every 15 s otherwise (nothing for a step shorter than that)."""
+    tty = sys.stderr.isatty()
+    watch = _Watch(spark, label, 1.0 if tty else 15.0, tty)
+    watch.start()
+    try:
+        yield
+    finally:
+        watch.stopping.set()
+        watch.join(timeout=5)
+        if watch.shown and tty:
+            print(file=sys.stderr, flush=True)
 
 
 def use_s3a(spark, s3: S3Config) -> None:

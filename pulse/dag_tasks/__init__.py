@@ -24,9 +24,9 @@ def clean(source: str) -> dict:
 def build_marts(source: str) -> dict:
     result = pipeline.model(settings(), source_name(source))
     if not result.ok:
-        failed = "; ".join(f"{f.node}: {f.status} {f.message}" for f in result.failures[:5])
+        failed = "; ".join(f"{f.node}: {f.status} {f.message[:300]}" for f in result.failures[:5])
         raise RuntimeError(f"dbt build failed, nothing published ({result.marts_database} keeps the previous marts): {failed}")
-    return {"marts_database": result.marts_database, "published": len(result.published)}
+    return {"marts_database": result.marts_database, "published": len(result.published), "summary": result.summary}
 
 
 def forecast(source: str, day: str) -> dict:

@@ -18,6 +18,7 @@ percentiles of that model's backtest residuals at each horizon, added to the poi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,7 +130,17 @@ def origins(index: pd.DatetimeIndex, min_train: int, step: int, max_folds: int) 
     return out
 
 
-def backtest(series: pd.Series, metric: str, min_train: int = 60, step: int = 2, max_folds: int = 28, seed: int = 42) -> Backtest:
+def backtest(
+    series: pd.Series,
+    metric: str,
+    min_train: int = 60,
+    step: int = 2,
+    max_folds: int = 28,
+    seed: int = 42,
+    tick: Callable[[int, int], None] | None = None,
+) -> Backtest:
+    """Every model refitted at each origin and forecast ``MAX_HORIZON`` days ahead; ``tick(folds done, folds)``
+    after each origin."""
     series = series.astype(float).asfreq("D")
     if series.isna().any():
         raise ValueError(f"{metric}: the daily series has gaps")
@@ -137,7 +148,7 @@ def backtest(series: pd.Series, metric: str, min_train: int = 60, step: int = 2,
     if not cuts:
         raise ValueError(f"{metric}: {len(series)} days is too short for a backtest (need {min_train + MAX_HORIZON})")
     rows = []
-    for origin in cuts:
+    for done, origin in enumerate(cuts, start=1):
         train = series.loc[:origin]
         actual = series.loc[origin + pd.Timedelta(days=1) :].iloc[:MAX_HORIZON]
         scale = seasonal_scale(train)
@@ -145,6 +156,8 @@ def backtest(series: pd.Series, metric: str, min_train: int = 60, step: int = 2,
             pred = Model(name, seed).fit(train).forecast(MAX_HORIZON)
             for h, (day, yhat) in enumerate(pred.items(), start=1):
                 rows.append((name, origin, day, h, yhat, actual.loc[day], scale))
+        if tick:
+            tick(done, len(cuts))
     preds = pd.DataFrame(rows, columns=["model", "origin", "target_date", "horizon", "yhat", "actual", "scale"])
     scores = score(preds)
     mean_mase = scores[scores.horizon.isin(HORIZONS)].groupby("model").mase.mean()  # baselines may win too

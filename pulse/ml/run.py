@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pulse.common.clickhouse import client as ch_client
-from pulse.common.progress import say
+from pulse.common.progress import say, ticker
 from pulse.config import Settings
 from pulse.ml import charts, forecast, segment, store
 
@@ -94,7 +94,7 @@ def run_forecast(
         series = daily_series(settings, source, metric, as_of)
         last_day = series.index[-1].date()
         say(f"    {metric}: backtest on {len(series)} complete days to {last_day}")
-        bt = forecast.backtest(series, metric, seed=seed)
+        bt = forecast.backtest(series, metric, seed=seed, tick=ticker(f"{metric} backtest folds"))
         fwd, model = forecast.forward(series, bt, seed=seed)
         best[metric], forecasts[metric], models[metric] = bt.best, fwd, model
         preds = bt.predictions.assign(metric=metric, is_backtest=True, yhat_lower=np.nan, yhat_upper=np.nan)

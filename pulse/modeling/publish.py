@@ -24,6 +24,7 @@ class Failure:
     node: str  # dbt unique id, e.g. test.pulse.assert_funnel_is_ordered
     status: str  # fail | error
     message: str
+    query: str = ""  # a test's compiled SQL: run it to see the failing rows
 
 
 @dataclass
@@ -34,6 +35,7 @@ class BuildResult:
     exit_code: int
     published: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    summary: str = ""  # e.g. "24 models, 77 tests in 41.2 s"
 
     @property
     def ok(self) -> bool:
@@ -47,7 +49,7 @@ def failures(target_dir: Path) -> list[Failure]:
         return [Failure("dbt", "error", f"no {path}: dbt did not finish")]
     results = json.loads(path.read_text())["results"]
     return [
-        Failure(r["unique_id"], r["status"], (r.get("message") or "").strip()[:300])
+        Failure(r["unique_id"], r["status"], (r.get("message") or "").strip(), (r.get("compiled_code") or "").strip())
         for r in results
         if r["status"] in ("fail", "error", "runtime error")
     ]

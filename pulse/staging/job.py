@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from pulse.common import pg
 from pulse.common.progress import say, step
+from pulse.common.spark import progress as spark_progress
 from pulse.common.spark import session
 from pulse.config import DEMO_SOURCE, PipelineConfig, Settings
 from pulse.domain import source_name
@@ -155,7 +156,8 @@ def _copy(cfg, frames: dict[str, DataFrame], run_id: str) -> tuple[dict[str, int
     """Every table COPYed into its per-run load table: (rows per table, seconds per table, seconds in all)."""
     counts: dict[str, int] = {}
     table_seconds: dict[str, float] = {}
-    with step("load: COPY into staging_load") as s:
+    spark = next(iter(frames.values())).sparkSession
+    with step("load: COPY into staging_load") as s, spark_progress(spark, "COPY"):
         for name, frame in frames.items():
             t0 = time.perf_counter()
             counts[name] = load.copy_dataframe(frame, cfg.conninfo(), "staging_load", load.load_table_name(name, run_id), run_id)
@@ -296,7 +298,7 @@ def _judge(spark, settings: Settings, source: str, run_id: str, plan: increment.
     say(f"    reading {len(plan.files)} RAW objects from {dates} ingest dates (complete through {through})")
     if spec.name != "demo":
         say(f"    spec {spec.name} (version {spec.version})")
-    with step("spark: parse, validate, dedup") as s:
+    with step("spark: parse, validate, dedup") as s, spark_progress(spark, "spark"):
         frames = _frames(spark, settings, raw, compiled, source, run_id, plan.mode == "incremental")
         by_filter = _counts(frames.checked, "_filtered")  # one job: every row, and those a filter leaves out
         rows_in = sum(by_filter.values())
