@@ -10,11 +10,13 @@ So a load's cost follows its own events, not the history behind them.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
 from psycopg import sql
 
+from pulse.common import pg
 from pulse.sources.spec import Roles
 
 DAILY = ["daily_event_counts", "daily_active_users", "daily_revenue"]
@@ -99,15 +101,25 @@ def _products(terms: Terms, events: sql.Composable) -> sql.Composed:
     ).format(terms.view, terms.cart, terms.revenue, events)
 
 
-def build_all(conn, roles: Roles, events: sql.Identifier, targets: dict[str, sql.Identifier]) -> None:
-    """A full refresh: every aggregate of the ``events`` table into its (empty) ``targets`` table."""
+def build_all(cfg, roles: Roles, events: sql.Identifier, targets: dict[str, sql.Identifier], workers: int = 2) -> None:
+    """A full refresh: every aggregate of the ``events`` table into its (empty) ``targets`` table. The tables
+    are independent scans of the events (daily_active_users reads the new users table, so it comes last):
+    they run side by side on ``workers`` connections, since Postgres runs no INSERT … SELECT in parallel."""
     terms = Terms.of(roles)
-    conn.execute(sql.SQL("insert into {} ").format(targets["users"]) + _users(terms, events))
-    conn.execute(sql.SQL("insert into {} ").format(targets["products"]) + _products(terms, events))
-    for table in DAILY:
-        conn.execute(
-            sql.SQL("insert into {} ").format(targets[table]) + _daily(table, terms, events, sql.SQL("true"), targets["users"])
-        )
+    into = {t: sql.SQL("insert into {} ").format(targets[t]) for t in TABLES}
+    first = [
+        into["users"] + _users(terms, events),
+        into["products"] + _products(terms, events),
+        *(into[t] + _daily(t, terms, events, sql.SQL("true"), targets["users"]) for t in DAILY if t != "daily_active_users"),
+    ]
+
+    def run(statement: sql.Composed) -> None:
+        with pg.connect(cfg) as conn:
+            conn.execute(statement)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, first))  # list(): the first failure is raised here
+    run(into["daily_active_users"] + _daily("daily_active_users", terms, events, sql.SQL("true"), targets["users"]))
 
 
 def _merge_users(terms: Terms, source: sql.Literal, new: sql.Identifier) -> sql.Composed:

@@ -223,8 +223,9 @@ def _record(conn, run_id: str, rules: dict[str, int], counts: dict[str, int], au
 def _aggregate_aside(cfg, run_id: str, roles) -> tuple[dict[str, int], float]:
     """A full refresh: the aggregates of its events, into their load tables; (rows per table, seconds)."""
     target = {t: sql.Identifier("staging_load", load.load_table_name(t, run_id)) for t in load.TABLES}
-    with step("load: aggregate users, products, daily tables (aside)") as s, pg.connect(cfg) as conn:
-        aggregates.build_all(conn, roles, target["events"], target)
+    with step("load: aggregate users, products, daily tables (aside)") as s:
+        aggregates.build_all(cfg, roles, target["events"], target)
+    with pg.connect(cfg) as conn:
         count = sql.SQL("select count(*) from {}")
         rows = {t: conn.execute(count.format(target[t])).fetchone()[0] for t in aggregates.TABLES}
     return rows, s.seconds

@@ -16,21 +16,21 @@
 {%- set loads = staged_loads() %}
 
 select
-    event_id,
-    toDateTime64(event_time, 3, 'UTC') as event_time,
-    toDate(event_date) as event_date,
-    event_type,
-    user_id,
-    session_id,
-    product_id,
-    category_code,
-    brand,
-    toDecimal64(coalesce(price_usd, 0), 2) as price_usd,
-    coalesce(platform, 'unknown') as platform,
-    coalesce(country, 'unknown') as country,
-    coalesce(channel, 'unknown') as channel,
-    is_late = 1 as is_late,
-    properties,
+    e.event_id,
+    toDateTime64(e.event_time, 3, 'UTC') as event_time,
+    toDate(e.event_date) as event_date,
+    e.event_type,
+    e.user_id,
+    e.session_id,
+    e.product_id,
+    e.category_code,
+    e.brand,
+    toDecimal64(coalesce(e.price_usd, 0), 2) as price_usd,
+    coalesce(e.platform, 'unknown') as platform,
+    coalesce(e.country, 'unknown') as country,
+    coalesce(e.channel, 'unknown') as channel,
+    e.is_late = 1 as is_late,
+    e.properties,
     toDateTime64('{{ loads.through or "1970-01-01 00:00:00" }}', 6, 'UTC') as staged_through
 -- the filters name the source's own columns (e.), not the typed aliases above: ClickHouse hands them
 -- to Postgres, which reads the touched days by index instead of the whole source
