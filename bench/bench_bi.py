@@ -5,12 +5,13 @@ Needs published marts for the source (bench/bench_models.py or `pulse model buil
     .venv/bin/python bench/bench_bi.py --source bench1000000 --source bench10000000 [--repeats 7]
 
 Per source it deploys the dashboards on that source's marts, then measures
-  * dashboard load in Debian's chromium until every chart is drawn: cold (Superset's data cache
-    emptied before each load, fresh browser) and warm (cache filled, same browser), p50/p95;
+  * per tab of the main dashboard, in Debian's chromium, until every chart of the tab is drawn (the
+    first tab from opening the dashboard, the others from the click on the tab): cold (Superset's data
+    cache emptied before each round, fresh browser) and warm (cache filled, same browser), p50/p95;
   * chart-data API per chart: cached (what a dashboard load asks for) and forced (runs the SQL),
     against the baseline of the same SQL sent straight to ClickHouse, p50/p95 and the ratio;
   * RSS of Superset (all gunicorn processes) and of the ClickHouse service.
-Goal on this 2-core machine: main dashboard fully rendered <= 3 s p95 warm at 10M events.
+Goal on this 2-core machine: each tab fully drawn <= 3 s p95 warm at 10M events.
 At the end the dashboards are deployed back onto the demo source.
 """
 
@@ -84,30 +85,36 @@ def bench(source: str, repeats: int) -> dict:
     print(f"  deploy (memo + import): {time.perf_counter() - t0:.1f} s; {len(deployed.charts)} charts")
     res: dict = {"source": source, "user_days": int(events)}
 
-    cold: dict[str, list[float]] = {"data_ms": [], "render_ms": [], "all_drawn_ms": []}
+    keys = {"data_ms": "data in", "render_ms": "first screen drawn", "all_drawn_ms": "fully drawn"}
+    cold: dict[str, dict[str, list[float]]] = {}
     for _ in range(max(3, repeats // 2)):
         clear_data_cache(s)
-        report = browser(s, 1)
-        for key in cold:
-            cold[key] += report[key]
-    warm_report = browser(s, repeats + 1)  # the first load fills the cache and the browser's
-    warm = {key: warm_report[key][1:] for key in cold}
+        for tab in browser(s, 1)["tabs"]:
+            for key in keys:
+                cold.setdefault(tab["title"], {k: [] for k in keys})[key] += tab[key]
+    warm_report = browser(s, repeats + 1)  # each tab's first visit fills the cache and the browser's
+    warm = {tab["title"]: {k: tab[k][1:] for k in keys} for tab in warm_report["tabs"]}
     res["charts_on_dashboard"] = warm_report["charts"]
-    labels = {
-        "data_ms": "every chart's data in",
-        "render_ms": "data in + first screen drawn",
-        "all_drawn_ms": "all charts drawn (scrolled through)",
-    }
-    print(f"  main dashboard ({warm_report['charts']} charts) in chromium, seconds from navigation:")
-    for key, label in labels.items():
-        c, w = cold[key], warm[key]
-        res[f"cold_{key}"] = {"p50": pct(c, 0.5), "p95": pct(c, 0.95), "n": len(c)}
-        res[f"warm_{key}"] = {"p50": pct(w, 0.5), "p95": pct(w, 0.95), "n": len(w)}
+    res["tabs"] = {}
+    print(f"  main dashboard ({warm_report['charts']} charts in {len(warm)} tabs) in chromium, seconds from opening the")
+    print("  dashboard (first tab) or clicking the tab (the others) to every chart of the tab drawn:")
+    print(f"    {'tab':<22}{'charts':>7}  {'cold p50':>9}{'p95':>7}  {'warm p50':>9}{'p95':>7}  data-in warm p95")
+    for tab in warm_report["tabs"]:
+        c, w = cold[tab["title"]], warm[tab["title"]]
+        row = {
+            f"{kind}_{k}": {"p50": pct(v[k], 0.5), "p95": pct(v[k], 0.95), "n": len(v[k])}
+            for kind, v in (("cold", c), ("warm", w))
+            for k in keys
+        }
+        res["tabs"][tab["title"]] = row | {"charts": tab["charts"]}
+        drawn = [pct(v["all_drawn_ms"], q) / 1000 for v in (c, w) for q in (0.5, 0.95)]
         print(
-            f"    {label:<36} cold p50 {pct(c, 0.5) / 1000:5.2f} p95 {pct(c, 0.95) / 1000:5.2f} · "
-            f"warm p50 {pct(w, 0.5) / 1000:5.2f} p95 {pct(w, 0.95) / 1000:5.2f} · cold/warm {pct(c, 0.5) / pct(w, 0.5):.2f}x"
+            f"    {tab['title']:<22}{tab['charts']:>7}  {drawn[0]:9.2f}{drawn[1]:7.2f}  {drawn[2]:9.2f}{drawn[3]:7.2f}"
+            f"  {pct(w['data_ms'], 0.95) / 1000:.2f}"
         )
-    print("    (goal: fully rendered <= 3 s p95 warm at 10M events; the browser shares the 2 cores with the services)")
+    worst = max(r["warm_all_drawn_ms"]["p95"] for r in res["tabs"].values())
+    res["worst_tab_warm_p95_ms"] = worst
+    print(f"    slowest tab fully drawn, warm p95: {worst / 1000:.2f} s (goal <= 3 s at 10M events; the browser shares 2 cores)")
 
     client = SupersetClient(s.superset)
     bundle = assets.load()

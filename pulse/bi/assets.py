@@ -148,7 +148,7 @@ def normalise(obj: dict, path: str, keep_memo: bool = False) -> dict:
             if isinstance(node, dict) and node.get("id") == MEMO_MARKDOWN_ID and not keep_memo:
                 node["meta"]["code"] = MEMO_PLACEHOLDER
         for flt in obj.get("metadata", {}).get("native_filter_configuration", []):
-            flt["chartsInScope"] = []
+            flt["chartsInScope"], flt["tabsInScope"] = [], []  # derived by Superset from the scope and the layout
         _drop_view_state(obj.get("metadata", {}))
         obj.get("metadata", {}).get("global_chart_configuration", {})["chartsInScope"] = []
     return obj

@@ -1,6 +1,7 @@
-// Opens every Pulse dashboard in Debian's chromium as a person would: log in through the form, wait
-// until every chart has rendered, fail on any chart error, apply the Platform filter and report each
-// chart's data under it, save screenshots. Prints one JSON report on stdout.
+// Opens every Pulse dashboard in Debian's chromium as a person would: log in through the form, open
+// each tab (a dashboard without tabs is one), wait until every chart on it has drawn, fail on any chart
+// error or a table cut off at the right, apply the Platform filter and visit every tab again to report
+// each chart's data under it, save a screenshot per tab. Prints one JSON report on stdout.
 // Env: SUPERSET_URL, SUPERSET_USER, SUPERSET_PASSWORD (never on the command line), DASHBOARDS
 // (comma-separated slugs), FILTER_VALUE (a platform), OUT_DIR (screenshots), REPEATS (timing runs),
 // WATCH_REFRESH_S (stay that long on the page and count the chart-data requests its auto-refresh makes),
@@ -68,99 +69,145 @@ async function login() {
 report.login_failures = await login();
 
 // A chart holder counts as drawn when its visualisation is there (canvas, svg, table, markdown) or it
-// shows an error; a title alone is not enough.
+// shows an error; a title alone is not enough. Only the holders on the open tab count (the others are
+// hidden or not mounted yet).
 // (defined in the page by an init script: CDP-injected, so the dashboard's CSP does not block it;
 // the memo's Markdown holder counts once it has text)
 await context.addInitScript(() => {
   window.__pulseDrawn = (h) => !!h.querySelector('canvas, svg, table, [data-test="error-message"], .ant-alert')
     || (!!h.closest('.dashboard-markdown') && h.innerText.trim().length > 0);
+  window.__pulseShown = (h) => h.offsetParent !== null;
   window.__pulseInView = (h) => { const r = h.getBoundingClientRect(); return r.bottom > 0 && r.top < window.innerHeight; };
+  window.__pulseHolders = () => [...document.querySelectorAll('.dashboard-component-chart-holder')].filter(window.__pulseShown);
 });
 
-function chartDataLoaded() {  // distinct charts whose first data request of this page load has answered
-  return new Set(responses.filter((x) => x.sliceId && x.status < 400).map((x) => x.sliceId)).size;
+async function tabsOf(slug) {
+  // the dashboard's top-level tabs from its layout, each with the chart ids and holders under it
+  const d = (await (await page.request.get(`${base}/api/v1/dashboard/${slug}`)).json()).result;
+  const pos = JSON.parse(d.position_json || '{}');
+  const under = (id, type) => {
+    const node = pos[id];
+    if (!node) return [];
+    const mine = node.type === type ? [type === 'CHART' ? node.meta.chartId : id] : [];
+    return mine.concat(...(node.children || []).map((c) => under(c, type)));
+  };
+  const holders = (id) => under(id, 'CHART').length + under(id, 'MARKDOWN').length;
+  const top = (pos.ROOT_ID?.children || []).map((id) => pos[id]).find((n) => n?.type === 'TABS');
+  if (!top) return [{ id: null, title: '', key: 'all', charts: under('ROOT_ID', 'CHART'), holders: holders('ROOT_ID') }];
+  return top.children.map((id) => ({
+    id, title: pos[id].meta.text, key: pos[id].meta.text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, ''),
+    charts: under(id, 'CHART'), holders: holders(id),
+  }));
 }
 
-async function rendered(expectHolders, expectCharts) {
-  // every chart's data has arrived, and every chart in the viewport is drawn (Superset draws charts
-  // below the fold when they scroll into view: DASHBOARD_VIRTUALIZATION)
-  await waitUntil(() => chartDataLoaded() >= expectCharts, `data for all ${expectCharts} charts`, { timeout: 120000 });
+async function openTab(tab) {
+  if (!tab.id) return;
+  await page.getByRole('tab', { name: tab.title, exact: true }).first().click();
+}
+
+function answered(ids) {  // the charts among ids whose data request of this page load has answered
+  const got = new Set(responses.filter((x) => x.sliceId && x.status < 400).map((x) => x.sliceId));
+  return ids.filter((id) => got.has(id)).length;
+}
+
+async function rendered(tab) {
+  // every chart of the tab has its data, and every chart of it in the viewport is drawn (Superset draws
+  // charts below the fold when they scroll into view: DASHBOARD_VIRTUALIZATION)
+  await waitUntil(() => answered(tab.charts) >= tab.charts.length, `data for the ${tab.charts.length} charts of tab "${tab.title}"`, { timeout: 120000 });
   await page.waitForFunction((n) => {
-    const holders = [...document.querySelectorAll('.dashboard-component-chart-holder')];
+    const holders = window.__pulseHolders();
     if (holders.length < n) return false;
-    if (document.querySelector('.dashboard-component-chart-holder [data-test="loading-indicator"]')) return false;
+    if (holders.some((h) => h.querySelector('[data-test="loading-indicator"]'))) return false;
     return holders.filter(window.__pulseInView).every(window.__pulseDrawn);
-  }, expectHolders, { timeout: 120000, polling: 25 });
+  }, tab.holders, { timeout: 120000, polling: 25 });
 }
 
 async function allDrawn() {
-  // scroll through the dashboard as a reader would, until every chart holder has drawn
+  // scroll through the open tab as a reader would, until every chart holder on it has drawn
   const height = await page.evaluate(() => document.documentElement.scrollHeight);
   for (let y = 0; y < height; y += 800) {
     await page.evaluate((yy) => window.scrollTo(0, yy), y);
-    await page.waitForFunction(() => [...document.querySelectorAll('.dashboard-component-chart-holder')]
-      .filter(window.__pulseInView).every(window.__pulseDrawn), null, { timeout: 60000, polling: 25 });
+    await page.waitForFunction(() => window.__pulseHolders().filter(window.__pulseInView).every(window.__pulseDrawn),
+      null, { timeout: 60000, polling: 25 });
   }
   await page.evaluate(() => window.scrollTo(0, 0));
-  return page.$$eval('.dashboard-component-chart-holder', (hs) => hs.filter((h) => !window.__pulseDrawn(h)).length);
+  return page.evaluate(() => window.__pulseHolders().filter((h) => !window.__pulseDrawn(h)).length);
 }
 
 async function picture(file) {
-  // the whole dashboard in one picture: grow the viewport to the page (so every chart is in view and
-  // none is virtualized away mid-shot), wait until every chart is drawn again, shoot, shrink back
+  // the whole tab in one picture: grow the viewport to the page (so every chart is in view and none is
+  // virtualized away mid-shot), wait until every chart is drawn again, shoot, shrink back
   const viewport = page.viewportSize();
   const height = await page.evaluate(() => document.documentElement.scrollHeight);
   await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, height) });
-  await page.waitForFunction(() => [...document.querySelectorAll('.dashboard-component-chart-holder')]
-    .every(window.__pulseDrawn), null, { timeout: 60000, polling: 50 });
+  await page.waitForFunction(() => window.__pulseHolders().every(window.__pulseDrawn), null, { timeout: 60000, polling: 50 });
   // ECharts animates its drawing: the picture is taken once every canvas looks the same twice in a row
   await waitStable(() => page.$$eval('canvas', (cs) => cs.map((c) => c.toDataURL().length).join(',')), 'the charts to finish drawing');
   await page.screenshot({ path: path.join(outDir, file) });
   await page.setViewportSize(viewport);
 }
 
-async function settle(expectHolders, expectCharts) {
-  await rendered(expectHolders, expectCharts);
-  await page.waitForLoadState('networkidle');
-}
-
 async function chartErrors() {
-  return page.$$eval('.dashboard-component-chart-holder', (hs) => hs
+  return page.evaluate(() => window.__pulseHolders()
     .filter((h) => h.querySelector('[data-test="error-message"], .ant-alert-error, .alert-danger'))
     .map((h) => h.innerText.slice(0, 300)));
 }
 
-for (const slug of slugs) {
-  const r = { loads_ms: [], data_ms: [], render_ms: [], all_drawn_ms: [], errors: [], charts: 0 };
-  // how many charts the dashboard has, from Superset itself (the page shows more holders: markdown)
-  const charts = (await (await page.request.get(`${base}/api/v1/dashboard/${slug}/charts`)).json()).result.length;
-  for (let i = 0; i < repeats; i++) {
+async function cutTables() {
+  // a table wider than its tile: the reader sees a horizontal scrollbar and the right columns cut off
+  return page.evaluate(() => window.__pulseHolders().flatMap((h) => [...h.querySelectorAll('table')]
+    .filter((t) => t.scrollWidth > h.clientWidth + 2)
+    .map(() => (h.querySelector('.header-title, [data-test="editable-title"]')?.innerText || h.innerText).slice(0, 80))));
+}
+
+async function visit(slug, tab, first, i) {
+  // a fresh page on the tab: its own load when it is the first tab, a click on it otherwise (what a
+  // reader switching tabs waits for); returns the ms from navigation or click to every chart drawn
+  responses = [];
+  const t0 = Date.now();
+  await page.goto(`${base}/superset/dashboard/${slug}/?standalone=0&visit=${i}`);
+  await page.waitForSelector('.dashboard-component-chart-holder', { timeout: 60000 });
+  let start = t0;
+  if (!first) {
+    await rendered({ ...first_tab, title: 'first' });
     responses = [];
-    const t0 = Date.now();
-    await page.goto(`${base}/superset/dashboard/${slug}/?standalone=0`);
-    await page.waitForSelector('.dashboard-component-chart-holder', { timeout: 60000 });
-    const holders = await page.$$eval('.dashboard-component-chart-holder', (hs) => hs.length);
-    await rendered(holders, charts);
-    r.render_ms.push(Date.now() - t0);  // all data in, everything on screen drawn: what a person waits for
-    r.data_ms.push(Math.max(...responses.filter((x) => x.sliceId).map((x) => x.at)) - t0);  // last chart's data arrived
-    const undrawn = await allDrawn();
-    r.all_drawn_ms.push(Date.now() - t0);  // … and every chart below the fold drawn after scrolling through
-    if (undrawn) throw new Error(`${undrawn} chart(s) never drew on ${slug}`);
-    await page.waitForLoadState('networkidle');
-    r.loads_ms.push(Date.now() - t0);
-    r.charts = charts;
+    start = Date.now();
+    await openTab(tab);
   }
-  r.errors = await chartErrors();
-  r.failed_requests = await Promise.all(responses.filter((x) => x.status >= 400)
-    .map(async (x) => ({ slice: x.sliceId, status: x.status, body: JSON.stringify(await x.body).slice(0, 300) })));
-  const before = await dataBySlice();
-  await allDrawn();
-  const shot = `${slug}${process.env.SHOT_SUFFIX || ''}.png`;  // SHOT_SUFFIX: another source's pictures apart
-  await picture(shot);
-  r.screenshot = path.join(outDir, shot);
-  r.text = (await page.innerText('body')).slice(0, 50000);  // what the page says: titles, empty states
+  await rendered(tab);
+  const render = Date.now() - start;
+  const last = Math.max(start, ...responses.filter((x) => x.sliceId).map((x) => x.at));
+  const undrawn = await allDrawn();
+  if (undrawn) throw new Error(`${undrawn} chart(s) never drew on ${slug}, tab "${tab.title}"`);
+  return { render_ms: render, data_ms: last - start, all_drawn_ms: Date.now() - start };
+}
+
+let first_tab = null;
+for (const slug of slugs) {
+  const tabs = await tabsOf(slug);
+  first_tab = tabs[0];
+  const r = { tabs: [], errors: [], failed_requests: [], cut_tables: [], charts: 0, text: '' };
+  const before = {};
+  for (const [n, tab] of tabs.entries()) {
+    const t = { key: tab.key, title: tab.title, charts: tab.charts.length, render_ms: [], data_ms: [], all_drawn_ms: [] };
+    for (let i = 0; i < repeats; i++) {
+      const times = await visit(slug, tab, n === 0, i);
+      for (const k of ['render_ms', 'data_ms', 'all_drawn_ms']) t[k].push(times[k]);
+    }
+    r.errors.push(...(await chartErrors()).map((e) => `${tab.title}: ${e}`));
+    r.cut_tables.push(...(await cutTables()).map((e) => `${tab.title}: ${e}`));
+    r.failed_requests.push(...await Promise.all(responses.filter((x) => x.status >= 400)
+      .map(async (x) => ({ tab: tab.title, slice: x.sliceId, status: x.status, body: JSON.stringify(await x.body).slice(0, 300) }))));
+    Object.assign(before, await dataBySlice());
+    const shot = `${slug}${tabs.length > 1 ? `-${tab.key}` : ''}${process.env.SHOT_SUFFIX || ''}.png`;  // SHOT_SUFFIX: another source's pictures apart
+    await picture(shot);
+    t.screenshot = path.join(outDir, shot);
+    r.text += (await page.innerText('body')).slice(0, 50000) + '\n';  // what the page says: titles, empty states
+    r.charts += tab.charts.length;
+    r.tabs.push(t);
+  }
   if (process.env.WATCH_REFRESH_S) {  // nobody touches the page: only the dashboard's own refresh can ask for data
-    // wait until every chart has asked again twice on its own, within WATCH_REFRESH_S
+    // wait until every chart (of the last tab visited) has asked again twice on its own, within WATCH_REFRESH_S
     responses = [];
     const t0 = Date.now();
     const bySlice = () => {
@@ -168,7 +215,8 @@ for (const slug of slugs) {
       for (const x of responses.filter((x) => x.sliceId)) n[x.sliceId] = (n[x.sliceId] || 0) + 1;
       return n;
     };
-    await waitUntil(() => Object.keys(bySlice()).length >= charts && Math.min(...Object.values(bySlice())) >= 2,
+    const expected = tabs[tabs.length - 1].charts.length;
+    await waitUntil(() => Object.keys(bySlice()).length >= expected && Math.min(...Object.values(bySlice())) >= 2,
       'every chart to refresh twice by itself', { timeout: Number(process.env.WATCH_REFRESH_S) * 1000, interval: 250 });
     r.refresh_seconds = (Date.now() - t0) / 1000;
     r.refresh_requests = responses.filter((x) => x.sliceId).length;
@@ -177,28 +225,35 @@ for (const slug of slugs) {
     r.refreshed_data = await dataBySlice();
   }
 
-  if (filterValue && (await page.$('[data-test="NATIVE_FILTER-platform"]'))) {
-    responses = [];
-    await page.locator('[data-test="NATIVE_FILTER-platform"]').first().click();
-    await page.keyboard.type(filterValue);
-    await page.locator(`.ant-select-item-option[title="${filterValue}"]`).first().click();
-    await page.keyboard.press('Escape');
-    await page.click('[data-test="filter-bar__apply-button"]');
-    const holders = await page.$$eval('.dashboard-component-chart-holder', (hs) => hs.length);
-    await settle(holders, r.charts);
-    await allDrawn();
-    const after = await dataBySlice();
-    r.filter = {
-      value: filterValue,
-      requested: Object.keys(after).length,
-      changed: Object.keys(after).filter((k) => after[k] !== before[k]).length,
-      unchanged: Object.keys(after).filter((k) => after[k] === before[k]).map(Number),
-      with_filter: responses.filter((x) => JSON.stringify(x.request?.queries?.[0]?.filters || []).includes(filterValue)).length,
-      errors: await chartErrors(),
-      data: after,  // each chart's data under the filter: the test checks values, not only that they changed
-    };
-    await page.evaluate(() => window.scrollTo(0, 0));
-    await picture(`${slug}-filtered.png`);
+  if (filterValue) {
+    // the filter set once, on the first tab; then every tab visited under it: each chart asks again
+    await visit(slug, tabs[0], true, 'filter');
+    if (await page.$('[data-test="NATIVE_FILTER-platform"]')) {
+      responses = [];
+      await page.locator('[data-test="NATIVE_FILTER-platform"]').first().click();
+      await page.keyboard.type(filterValue);
+      await page.locator(`.ant-select-item-option[title="${filterValue}"]`).first().click();
+      await page.keyboard.press('Escape');
+      await page.click('[data-test="filter-bar__apply-button"]');
+      const errors = [];
+      for (const tab of tabs) {
+        await openTab(tab);
+        await rendered(tab);
+        await allDrawn();
+        errors.push(...(await chartErrors()).map((e) => `${tab.title}: ${e}`));
+        if (tab === tabs[0]) await picture(`${slug}-filtered.png`);
+      }
+      const after = await dataBySlice();
+      r.filter = {
+        value: filterValue,
+        requested: Object.keys(after).length,
+        changed: Object.keys(after).filter((k) => after[k] !== before[k]).length,
+        unchanged: Object.keys(after).filter((k) => after[k] === before[k]).map(Number),
+        with_filter: new Set(responses.filter((x) => x.sliceId && JSON.stringify(x.request?.queries?.[0]?.filters || []).includes(filterValue)).map((x) => x.sliceId)).size,
+        errors,
+        data: after,  // each chart's data under the filter: the test checks values, not only that they changed
+      };
+    }
   }
   report.dashboards[slug] = r;
 }

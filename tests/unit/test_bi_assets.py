@@ -53,3 +53,37 @@ def test_chart_titles_follow_the_sources_roles():
     money = {p for p, c in netflix.items() if p.startswith("charts/") and c["slice_name"].endswith(assets.NO_REVENUE)}
     assert money == {f"charts/{name}.yaml" for name in assets.REVENUE_CHARTS}
     assert not any(c.get("slice_name", "").endswith(assets.NO_REVENUE) for c in ga4.values())
+
+
+def charts_by_tab(dashboard: dict) -> dict[str, list[str]]:
+    """Tab title -> the chart ids under it ("" for a dashboard without tabs), walking the layout from the root."""
+    pos, out = dashboard["position"], {}
+
+    def walk(node_id: str, tab: str, path: list[str]) -> None:
+        node = pos[node_id]
+        assert node.get("parents", path) == path, f"{node_id}: parents {node.get('parents')} but reached by {path}"
+        if node["type"] == "TAB":
+            tab = node["meta"]["text"]
+        if node["type"] == "CHART":
+            out.setdefault(tab, []).append(node_id)
+        for child in node.get("children", []):
+            walk(child, tab, [*path, node_id])
+
+    walk("ROOT_ID", "", [])
+    return out
+
+
+def test_long_dashboards_are_in_tabs_of_a_few_charts_each_and_every_component_is_placed():
+    bundle = assets.load()
+    for path, dashboard in bundle.items():
+        if not path.startswith("dashboards/"):
+            continue
+        tabs = charts_by_tab(dashboard)
+        placed = {c for ids in tabs.values() for c in ids}
+        components = {k for k, v in dashboard["position"].items() if isinstance(v, dict) and v.get("type") == "CHART"}
+        assert placed == components, f"{path}: components outside the layout: {components - placed}"
+        assert all(len(ids) <= 9 for ids in tabs.values()), f"{path}: a view of more than 9 charts: {tabs}"
+    main = charts_by_tab(bundle[MAIN])
+    assert list(main) == ["Overview", "Engagement", "Retention & cohorts", "Revenue", "Funnel", "Segments"]
+    memo_tab = bundle[MAIN]["position"][bundle[MAIN]["position"][assets.MEMO_MARKDOWN_ID]["parents"][-2]]
+    assert memo_tab["type"] == "TAB" and memo_tab["meta"]["text"] == "Memo"
