@@ -31,6 +31,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "==> pip: installing Pulse and its dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".[dev]"
+  # the notebooks' kernel: this venv, registered inside it (never in the user's home)
+  .venv/bin/python -m ipykernel install --sys-prefix --name pulse --display-name "Pulse (.venv)" >/dev/null
   touch "$stamp"
 else
   echo "==> pip: .venv up to date"

@@ -16,4 +16,5 @@ if [ $# -eq 0 ]; then
   TZ=Asia/Kolkata .venv/bin/pytest -q -p no:cacheprovider -p randomly --randomly-seed="$SEED" tests/unit \
     --ignore=tests/unit/test_csv_properties.py --ignore=tests/unit/test_clickhouse_sql_properties.py
 fi
-exec .venv/bin/pytest -q -p randomly --randomly-seed="$SEED" "$@"
+# the slowest tests are listed at the end: where the time of the run goes
+exec .venv/bin/pytest -q -p randomly --randomly-seed="$SEED" --durations=25 "$@"

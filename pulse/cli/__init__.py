@@ -11,11 +11,11 @@ import logging
 import os
 import sys
 
-from pulse.cli import airflow, bi, cleaning, data, demo, ml, model, services, source, stream
+from pulse.cli import airflow, bi, cleaning, data, demo, ml, model, notebooks, services, source, stream
 from pulse.cli.data import demo_source
 from pulse.config import Settings, settings
 
-GROUPS = [demo, services, source, data, cleaning, model, ml, bi, stream, airflow]  # the order of `pulse --help`
+GROUPS = [demo, services, source, data, cleaning, model, ml, notebooks, bi, stream, airflow]  # the order of `pulse --help`
 
 __all__ = ["build_parser", "demo_source", "main"]
 

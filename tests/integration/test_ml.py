@@ -5,12 +5,18 @@ generator's own truth about its users."""
 from __future__ import annotations
 
 import errno
+import subprocess
+import sys
 from datetime import date, timedelta
 
+import nbformat
 import pandas as pd
 import pytest
+from nbclient import NotebookClient
 
+from pulse.bi import memo
 from pulse.common.clickhouse import client as ch_client
+from pulse.config import REPO_ROOT
 from pulse.datagen import USER_TRUTH_FILE, generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
@@ -168,3 +174,45 @@ def test_ml_runs_on_a_public_layout_file(warehouse, spark, tmp_path):
     seg = run.run_segment(stack, source)
     assert set(fc.best) == {"dau", "revenue"} and all(len(f) == 14 for f in fc.forecasts.values())
     assert sum(seg.sizes.values()) == len(seg.assignment) > 100
+
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    """The notebooks' ``pulse`` kernel: this venv's interpreter, registered under a throw-away prefix (never
+    a kernel of the user's home)."""
+    prefix = tmp_path_factory.mktemp("jupyter")
+    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix), "--name", "pulse"], check=True,
+                   capture_output=True)  # fmt: skip
+    return prefix / "share" / "jupyter"
+
+
+def executed(name: str) -> list[str]:
+    """Run a notebook top to bottom in a fresh kernel; its outputs' text, cell by cell (a failing cell fails the test)."""
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    NotebookClient(nb, timeout=900, kernel_name="pulse", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            out.append(o.get("text") or str(o.get("data", {}).get("text/plain", "")))
+    return out
+
+
+def test_the_notebooks_run_on_the_configured_source_and_show_what_pulse_ml_computed(ml, kernel, monkeypatch):
+    stack, fc, seg, _ = ml
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel))
+    monkeypatch.setenv("PULSE_AIRFLOW_SOURCE", SOURCE)  # Pulse's configured source: what the notebooks read
+    for name in ("forecasting", "segmentation", "memo"):
+        nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"), (
+            f"{name}.ipynb is committed with outputs"
+        )
+    text = "\n".join(executed("forecasting"))
+    assert f"source {SOURCE}:" in text and str(dict(fc.best)) in text  # the same models chosen as by `pulse ml forecast`
+    text = "\n".join(executed("segmentation"))
+    assert f"chosen k = {seg.k}" in text
+    text = "\n".join(executed("memo"))
+    insights = memo.build(stack, SOURCE).insights
+    assert f"{len(insights)} insights" in text and all(f.sql.strip()[:60] in text for f in insights)
