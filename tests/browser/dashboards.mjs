@@ -102,7 +102,8 @@ async function tabsOf(slug) {
 
 async function openTab(tab) {
   if (!tab.id) return;
-  await page.getByRole('tab', { name: tab.title, exact: true }).first().click();
+  // antd's tab button, by the layout id Superset gives it (`<TABS id>-tab-<TAB id>`)
+  await page.locator(`[role="tab"][id$="-tab-${tab.id}"]`).first().click();
 }
 
 function answered(ids) {  // the charts among ids whose data request of this page load has answered

@@ -427,19 +427,9 @@ def test_ml_charts_equal_the_ml_tables(bi):
         # one query: the actual line, the forecast and its interval named as Superset's forecasts are (drawn as a band)
         a = chart_rows(client, deployed, forecast_chart, 0)
         a["day"] = a.day.map(ms_to_date)
-        name = next(c for c in a.columns if c != "day" and "__" not in c)
-        a = (
-            a.set_index("day")
-            .sort_index()
-            .rename(
-                columns={
-                    name: "actual",
-                    f"{name}__yhat": "forecast",
-                    f"{name}__yhat_lower": "lower",
-                    f"{name}__yhat_upper": "upper",
-                }
-            )
-        )
+        kinds = {", actual": "actual", "__yhat": "forecast", "__yhat_lower": "lower", "__yhat_upper": "upper"}
+        a = a.set_index("day").sort_index()
+        a.columns = [next(k for end, k in kinds.items() if c.endswith(end)) for c in a.columns]
         got = a.forecast.dropna()
         assert list(got.index) == list(mine.index) and close(got, mine.yhat), metric
         truth = actual[metric].assign(day=lambda f: pd.to_datetime(f.day).dt.date).set_index("day").v
@@ -527,7 +517,8 @@ def test_dashboards_render_without_errors_and_respond_to_filters_in_a_browser(bi
     buys = ios[ios.event_type == "purchase"].groupby("day").price.sum()
     rev = filtered["revenue_trend"].revenue
     assert close(rev, buys.reindex(rev.index, fill_value=0.0)) and rev.sum() == pytest.approx(buys.sum(), rel=1e-9)
-    for name in ("product-analytics.png", "product-analytics-filtered.png", "data-quality.png", "ml-forecasts.png"):
+    shots = ("product-analytics-overview.png", "product-analytics-filtered.png", "data-quality.png", "ml-forecasts-forecasts.png")
+    for name in shots:
         assert (ARTEFACTS / name).stat().st_size > 50_000
 
 
