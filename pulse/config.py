@@ -427,6 +427,10 @@ class Settings:
         return self.logs_dir / "dbt.log"
 
     @property
+    def spark_log(self) -> Path:  # the Spark driver JVM's own output (start-up notes, SLF4J, log4j warnings)
+        return self.logs_dir / "spark-driver.log"
+
+    @property
     def secrets_dir(self) -> Path:
         return self.home / "secrets"
 

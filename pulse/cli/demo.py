@@ -40,7 +40,7 @@ def load(s: Settings, source: str, dataset: Path, args: argparse.Namespace) -> b
     if print_quality(s, source, dataset):
         return False
     step(5, "dbt: staging -> intermediate -> marts in ClickHouse (models and tests)")
-    if print_build(s, source, pipeline.model(s, source)):
+    if print_build(s, pipeline.model(s, source)):
         return False
     kpis = pipeline.kpis(s, source)
     print(f"\nMarts in ClickHouse {s.clickhouse.url} (database {kpis.database}): {', '.join(kpis.marts)}")

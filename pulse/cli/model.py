@@ -37,7 +37,7 @@ def register(sub) -> None:
     p.set_defaults(fn=run_model)
 
 
-def print_build(s: Settings, source: str, result: BuildResult) -> int:
+def print_build(s: Settings, result: BuildResult) -> int:
     """One summary line for a published build; each failure in full, with the query that shows its rows,
     otherwise. Returns the exit code."""
     log = s.dbt_log
@@ -57,7 +57,7 @@ def print_build(s: Settings, source: str, result: BuildResult) -> int:
 def run_model(args: argparse.Namespace) -> int:
     s = settings()
     if args.action == "build" and not args.select:
-        return print_build(s, args.source, pipeline.model(s, args.source, full_refresh=args.full_refresh, verbose=args.verbose))
+        return print_build(s, pipeline.model(s, args.source, full_refresh=args.full_refresh, verbose=args.verbose))
     dbt_args = list(DBT_ARGS[args.action])
     if args.full_refresh and args.action in ("build", "run"):
         dbt_args.append("--full-refresh")

@@ -53,16 +53,11 @@ def session(settings: Settings, app: str, extra_conf: dict[str, str] | None = No
 
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
-    with jvm_output_to(jvm_log(settings)):
+    with jvm_output_to(settings.spark_log):
         spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     use_s3a(spark, settings.s3)
     return spark
-
-
-def jvm_log(settings: Settings) -> Path:
-    """Where the Spark JVM's own output goes (start-up notes, SLF4J, log4j warnings)."""
-    return settings.logs_dir / "spark-driver.log"
 
 
 @contextmanager

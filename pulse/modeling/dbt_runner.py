@@ -116,10 +116,9 @@ def build(
     if domain:
         args += ["--select", f"path:models/marts/{domain}"]
     target = settings.dbt_dir / "target"
-    progress = Progress(target / "manifest.json", domain=domain, tty=sys.stderr.isatty(), verbose=verbose)
+    progress = Progress(target / "manifest.json", domain=domain, tty=not quiet and sys.stderr.isatty(), verbose=verbose)
     if quiet:
         progress.out = lambda _m: None
-        progress.tty = False
     code = run(settings, args, source=source, progress=progress)
     result = BuildResult(source, ch.build_database(source), ch.marts_database(source), code, failures=failures(target))
     result.summary = progress.summary()
