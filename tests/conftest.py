@@ -132,3 +132,29 @@ def superset(stack: Settings) -> Settings:
     ClickHouse(stack).start()
     Superset(stack).start()
     return stack
+
+
+@pytest.fixture(scope="session")
+def preset_source(warehouse: Settings, spark):
+    """``load(preset)``: the preset's sample file ingested with its spec, cleaned and built once per session
+    as source ``preset_<preset>`` (the file tests and the dashboard tests read the same loads).
+    Returns (source, the ingest's result, the load's summary)."""
+    from pulse import pipeline
+    from pulse.datagen.layouts import LAYOUTS, SAMPLES_DIR
+    from pulse.modeling import dbt_runner
+    from pulse.staging import job
+
+    loaded: dict[str, tuple[str, dict, dict]] = {}
+
+    def load(preset: str) -> tuple[str, dict, dict]:
+        if preset not in loaded:
+            source = f"preset_{preset}"
+            sample = SAMPLES_DIR / f"{preset}.{LAYOUTS[preset][1]}"
+            ingested = pipeline.ingest_file(warehouse, sample, source, None, {}, spec=preset)
+            summary = job.run(warehouse, source, spark=spark)
+            built = dbt_runner.build(warehouse, source)
+            assert built.ok, built.failures
+            loaded[preset] = (source, ingested, summary)
+        return loaded[preset]
+
+    return load

@@ -26,7 +26,6 @@ from pulse.common.clickhouse import client as ch_client
 from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
 from pulse.datagen.events import GenParams
-from pulse.datagen.layouts import LAYOUTS, SAMPLES_DIR
 from pulse.lake import raw
 from pulse.modeling import dbt_runner
 from pulse.sources import spec as specs
@@ -585,27 +584,18 @@ def test_memo_numbers_come_from_the_data_and_another_dataset_gives_another_memo(
 # --- a preset source ---------------------------------------------------------------------------
 
 
-def load_preset(stack, spark, preset: str) -> str:
-    source = f"bi_{preset}"
-    pipeline.ingest_file(stack, SAMPLES_DIR / f"{preset}.{LAYOUTS[preset][1]}", source, None, {}, spec=preset)
-    job.run(stack, source, spark=spark)
-    built = dbt_runner.build(stack, source)
-    assert built.ok, built.failures
-    return source
-
-
-def test_the_dashboards_follow_a_preset_sources_funnel_and_say_when_it_has_no_revenue(bi, spark):
+def test_the_dashboards_follow_a_preset_sources_funnel_and_say_when_it_has_no_revenue(bi, preset_source):
     """GA4's four funnel steps by name in the funnel chart; a viewing log (no revenue, no funnel) in a
     real browser: no chart errors, the money charts say why they are empty (screenshot looked at)."""
     stack, _, client = bi
     try:
         # not warmed: the charts compute on demand (the browser below and chart_rows ask for them)
-        deployed = pipeline.deploy_bi(stack, load_preset(stack, spark, "ga4_export"), warm=False)
+        deployed = pipeline.deploy_bi(stack, preset_source("ga4_export")[0], warm=False)
         funnel = chart_rows(client, deployed, "funnel")
         funnel = funnel.sort_values("step")  # numbered labels: 1. view item, 2. add to cart, ...
         assert list(funnel.step) == list(specs.load("ga4_export").roles.step_labels())
         assert list(funnel.users) == sorted(funnel.users, reverse=True) and funnel.users.iloc[-1] > 0  # an ordered funnel
-        deployed = pipeline.deploy_bi(stack, load_preset(stack, spark, "netflix_viewing"), warm=False)
+        deployed = pipeline.deploy_bi(stack, preset_source("netflix_viewing")[0], warm=False)
         report = dashboards_report(stack, "product-analytics", timeout=600, SHOT_SUFFIX="-netflix_viewing")
         page = report["product-analytics"]
         assert page["errors"] == [] and page["failed_requests"] == [], (page["errors"], page["failed_requests"])

@@ -17,7 +17,6 @@ from pulse.common import pg
 from pulse.common.clickhouse import client as ch_client
 from pulse.datagen.layouts import LAYOUTS, SAMPLES_DIR
 from pulse.domain import FX_TO_USD
-from pulse.modeling import dbt_runner
 from pulse.sources import spec as specs
 from pulse.sources.spec import SpecError
 from pulse.staging import job
@@ -85,14 +84,10 @@ def the_file(preset: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module", params=sorted(ORACLES))
-def loaded(request, warehouse, spark):
+def loaded(request, warehouse, preset_source):
     preset = request.param
-    source = f"preset_{preset}"
-    result = pipeline.ingest_file(warehouse, SAMPLE[preset], source, None, {}, spec=preset)
-    assert result["spec_changed"] is True
-    summary = job.run(warehouse, source, spark=spark)
-    build = dbt_runner.build(warehouse, source)
-    assert build.ok, build.failures
+    source, ingested, summary = preset_source(preset)
+    assert ingested["spec_changed"] is True  # the source's first ingest stored its spec
     ch = ch_client(warehouse.clickhouse, database=warehouse.clickhouse.marts_database(source))
     return preset, warehouse, summary, ch
 
@@ -216,20 +211,20 @@ def retail_workbook(path) -> None:
     book.save(path)
 
 
-def test_the_retail_workbook_stages_the_same_events_as_its_csv(warehouse, spark, tmp_path):
+def test_the_retail_workbook_stages_the_same_events_as_its_csv(warehouse, spark, preset_source, tmp_path):
     settings = warehouse
     book = tmp_path / "online_retail_II.xlsx"
     retail_workbook(book)
     spec = tmp_path / "retail_xlsx.yaml"
     spec.write_text(specs.load("online_retail").text.replace("format: csv", "format: xlsx"))
     pipeline.ingest_file(settings, book, "fmt_retail_xlsx", None, {}, spec=str(spec))
-    pipeline.ingest_file(settings, SAMPLE["online_retail"], "fmt_retail_csv", None, {}, spec="online_retail")
-    xlsx, csv = (job.run(settings, s, spark=spark) for s in ("fmt_retail_xlsx", "fmt_retail_csv"))
+    xlsx = job.run(settings, "fmt_retail_xlsx", spark=spark)
+    source, _, csv = preset_source("online_retail")  # the CSV, loaded with the preset
     assert (xlsx["rows_out"], xlsx["filtered"]) == (csv["rows_out"], csv["filtered"])
-    assert staged_events(settings, "fmt_retail_xlsx") == staged_events(settings, "fmt_retail_csv")
+    assert staged_events(settings, "fmt_retail_xlsx") == staged_events(settings, source)
 
 
-def test_a_parquet_export_stages_the_same_events_as_its_csv(warehouse, spark, tmp_path):
+def test_a_parquet_export_stages_the_same_events_as_its_csv(warehouse, spark, preset_source, tmp_path):
     settings = warehouse
     f = pd.read_csv(SAMPLE["ecommerce_events"], dtype=str, keep_default_na=False)
     typed = f.assign(event_time=pd.to_datetime(f.event_time.str.removesuffix(" UTC"), utc=True), price=f.price.astype(float),
@@ -238,7 +233,7 @@ def test_a_parquet_export_stages_the_same_events_as_its_csv(warehouse, spark, tm
     spec = tmp_path / "events_parquet.yaml"
     spec.write_text(specs.load("ecommerce_events").text.replace("format: csv", "format: parquet"))
     pipeline.ingest_file(settings, tmp_path / "events.parquet", "fmt_ecom_parquet", None, {}, spec=str(spec))
-    pipeline.ingest_file(settings, SAMPLE["ecommerce_events"], "fmt_ecom_csv", None, {}, spec="ecommerce_events")
-    got, want = (job.run(settings, s, spark=spark) for s in ("fmt_ecom_parquet", "fmt_ecom_csv"))
+    got = job.run(settings, "fmt_ecom_parquet", spark=spark)
+    source, _, want = preset_source("ecommerce_events")  # the CSV, loaded with the preset
     assert got["rows_out"] == want["rows_out"] == len(the_file("ecommerce_events"))
-    assert staged_events(settings, "fmt_ecom_parquet") == staged_events(settings, "fmt_ecom_csv")
+    assert staged_events(settings, "fmt_ecom_parquet") == staged_events(settings, source)
