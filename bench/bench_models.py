@@ -56,7 +56,7 @@ def bench(source: str, repeat: int, results: list[dict]) -> None:
         seconds = time.perf_counter() - t0
     if not result.ok:
         sys.exit(f"dbt build failed for {source}: {result.failures}")
-    run_results = json.loads((s.dbt_dir / "target" / "run_results.json").read_text())
+    run_results = json.loads((s.dbt_target(source) / "run_results.json").read_text())
     models = {
         r["unique_id"].split(".")[-1]: r["execution_time"] for r in run_results["results"] if r["unique_id"].startswith("model.")
     }

@@ -419,8 +419,14 @@ class Settings:
         return self.run_dir / "stream-progress.json"
 
     @property
-    def dbt_dir(self) -> Path:  # dbt's target/
+    def dbt_dir(self) -> Path:  # dbt's target/ folders
         return self.home / "dbt"
+
+    def dbt_target(self, source: str) -> Path:
+        """dbt's target/ of one source: its manifest stays valid for the next build of that source (dbt
+        parses the project again whenever its vars change, and they name the source), and two sources
+        built at once do not write over each other's artefacts."""
+        return self.dbt_dir / "target" / source
 
     @property
     def dbt_log(self) -> Path:  # dbt's full (debug) log of every invocation

@@ -86,7 +86,7 @@ def run(settings: Settings, args: list[str], source: str = DEMO_SOURCE, progress
         {
             **connection_env(settings, source),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_TARGET_PATH": str(settings.dbt_dir / "target"),
+            "DBT_TARGET_PATH": str(settings.dbt_target(source)),
             "DBT_LOG_PATH": str(settings.dbt_log.parent),
         }
     )
@@ -115,7 +115,7 @@ def build(
     args = ["build", *(["--full-refresh"] if full_refresh else [])]
     if domain:
         args += ["--select", f"path:models/marts/{domain}"]
-    target = settings.dbt_dir / "target"
+    target = settings.dbt_target(source)
     progress = Progress(target / "manifest.json", domain=domain, tty=not quiet and sys.stderr.isatty(), verbose=verbose)
     if quiet:
         progress.out = lambda _m: None
