@@ -140,7 +140,6 @@ def preset_source(warehouse: Settings, spark):
     as source ``preset_<preset>`` (the file tests and the dashboard tests read the same loads).
     Returns (source, the ingest's result, the load's summary)."""
     from pulse import pipeline
-    from pulse.datagen.layouts import LAYOUTS, SAMPLES_DIR
     from pulse.modeling import dbt_runner
     from pulse.staging import job
 
@@ -149,7 +148,7 @@ def preset_source(warehouse: Settings, spark):
     def load(preset: str) -> tuple[str, dict, dict]:
         if preset not in loaded:
             source = f"preset_{preset}"
-            sample = SAMPLES_DIR / f"{preset}.{LAYOUTS[preset][1]}"
+            sample = pipeline.preset_samples()[preset]
             ingested = pipeline.ingest_file(warehouse, sample, source, None, {}, spec=preset)
             summary = job.run(warehouse, source, spark=spark)
             built = dbt_runner.build(warehouse, source)

@@ -15,7 +15,7 @@ import pytest
 from pulse import pipeline
 from pulse.common import pg
 from pulse.common.clickhouse import client as ch_client
-from pulse.datagen.layouts import LAYOUTS, SAMPLES_DIR
+from pulse.datagen.layouts import SAMPLES_DIR
 from pulse.domain import FX_TO_USD
 from pulse.sources import spec as specs
 from pulse.sources.spec import SpecError
@@ -72,7 +72,7 @@ def ga4_export() -> pd.DataFrame:
 
 ORACLES = {"ecommerce_events": ecommerce_events, "online_retail": online_retail, "netflix_viewing": netflix_viewing,
            "ga4_export": ga4_export}  # fmt: skip
-SAMPLE = {preset: SAMPLES_DIR / f"{preset}.{suffix}" for preset, (_, suffix) in LAYOUTS.items()}
+SAMPLE = pipeline.preset_samples()
 
 
 def the_file(preset: str) -> pd.DataFrame:
