@@ -8,6 +8,7 @@ add ClickHouse, a Kafka broker, Superset and Airflow by subclassing ``ManagedPro
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -214,8 +215,17 @@ def _is_group_leader(pid: int) -> bool:
         return False
 
 
+# the line that says why a process died: Go's glog fatal (F1202 …] msg) or panic, a JVM or Python error
+_FATAL = re.compile(r"^(F\d{4} |panic: |FATAL|ERROR|Exception|Error|\w+(Error|Exception)\b)")
+
+
 def tail(path: Path, lines: int = 15) -> str:
+    """The log's last lines, after its last fatal line when that is further up (a Go fatal error is followed
+    by a goroutine dump longer than the tail); the search stays near the end, in this start's lines."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = path.read_text(errors="replace").splitlines()
     except OSError:
         return "(no log)"
+    last = text[-lines:]
+    fatal = next((line for line in reversed(text[-400:-lines]) if _FATAL.match(line)), None)
+    return "\n".join(([fatal, "…"] if fatal else []) + last)

@@ -32,9 +32,10 @@ pytestmark = pytest.mark.integration
 PREVIOUS = "v0.1.0"  # the release before this one: scripts/release.sh tags it and writes its archive
 RELEASES = Path(__file__).parent / "releases"
 SOURCE = "upgrade"
-_PORTS = {  # a second installation next to the suite's services (moved by PULSE_TEST_PORT_OFFSET as they are)
-    "PULSE_S3_PORT": "38333", "PULSE_S3_BASE_PORT": "38300", "PULSE_PG_PORT": "35432", "PULSE_CH_PORT": "38123",
-    "PULSE_SUPERSET_PORT": "38088", "PULSE_SPARK_SHUFFLE_PARTITIONS": "2", "PULSE_SPARK_DRIVER_MEMORY": "1g",
+_PORTS = {  # a second installation next to the suite's services (moved by PULSE_TEST_PORT_OFFSET as they are);
+    # below Linux' ephemeral range (32768-60999), where an outgoing connection can hold a port a service then cannot bind
+    "PULSE_S3_PORT": "26333", "PULSE_S3_BASE_PORT": "26300", "PULSE_PG_PORT": "26432", "PULSE_CH_PORT": "26123",
+    "PULSE_SUPERSET_PORT": "26088", "PULSE_SPARK_SHUFFLE_PARTITIONS": "2", "PULSE_SPARK_DRIVER_MEMORY": "1g",
 }  # fmt: skip
 _OFFSET = int(os.environ.get("PULSE_TEST_PORT_OFFSET", "0"))
 PORTS = {k: str(int(v) + _OFFSET) if k.endswith("_PORT") else v for k, v in _PORTS.items()}
