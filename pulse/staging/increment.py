@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 from psycopg import sql
 from pyspark.sql import DataFrame
@@ -22,6 +23,8 @@ from pulse.config import PostgresConfig
 from pulse.lake.raw import RawFile
 from pulse.staging.rules import ARRIVAL_ORDER, NATURAL_KEY, PRIOR_FILE
 from pulse.staging.transform import DERIVED
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Bump when a change to the rules, the dedup, the sessions or the aggregates changes what a load of
 # the same RAW gives: the next load of every source is then a full refresh (and says so).
@@ -116,12 +119,33 @@ PRIOR_SCHEMA = (
 )
 
 
-def dedup_priors(spark, cfg: PostgresConfig, source: str, judged: DataFrame) -> DataFrame:
-    """The rows earlier loads decided that share an event id or a (user, instant) with the rows that passed
-    the row rules: the events (with their natural key), and the ids of near duplicates (an id they won)."""
-    keys = judged.filter(F.col("rule").isNull()).select("n_event_id", "n_user_id", "n_event_ts").collect()  # one job
-    ids = {(r[0],) for r in keys}
-    pairs = {(r[1], r[2]) for r in keys}
+@dataclass(frozen=True)
+class NewKeys:
+    """What of the new rows the earlier loads' events are looked up by (collected in one Spark job)."""
+
+    ids: set[tuple[str]]  # event ids
+    pairs: set[tuple[str, datetime]]  # (user, instant), the instant aware in UTC
+    session_days: set[tuple[str, date]]  # (user, UTC day) of rows without a client session id
+
+
+def new_keys(judged: DataFrame) -> NewKeys:
+    """The keys of the rows that passed the row rules, dedup losers included: their user-days are a superset
+    of the kept rows', and deriving an earlier day's sessions again from the same events changes nothing.
+    The instant travels as microseconds since the epoch: a collected timestamp is a naive datetime in the
+    host's zone, which Postgres (in UTC) would read as another instant on any host not in UTC."""
+    ok = judged.filter(F.col("rule").isNull())
+    rows = ok.select("n_event_id", "n_user_id", F.unix_micros("n_event_ts"), F.to_date("n_event_ts"),
+                     F.col("n_user_session").isNull()).collect()  # fmt: skip
+    return NewKeys(
+        ids={(r[0],) for r in rows},
+        pairs={(r[1], EPOCH + timedelta(microseconds=r[2])) for r in rows},
+        session_days={(r[1], r[3]) for r in rows if r[4]},
+    )
+
+
+def dedup_priors(spark, cfg: PostgresConfig, source: str, keys: NewKeys) -> DataFrame:
+    """The rows earlier loads decided that share an event id or a (user, instant) with the new rows: the
+    events (with their natural key), and the ids of near duplicates (an id they won)."""
     s = sql.Literal(source)
     natural = sql.SQL(
         "e.event_id, e.user_id, case when e.session_id like {} then null else e.session_id end, e.event_type, "
@@ -137,7 +161,7 @@ def dedup_priors(spark, cfg: PostgresConfig, source: str, judged: DataFrame) -> 
             ).format(n=natural, s=s),
             "prior_ids",
             "event_id text",
-            ids,
+            keys.ids,
         )
         by_key = _rows(
             conn,
@@ -147,24 +171,22 @@ def dedup_priors(spark, cfg: PostgresConfig, source: str, judged: DataFrame) -> 
             ).format(n=natural, s=s),
             "prior_keys",
             "user_id text, event_time timestamptz",
-            pairs,
+            keys.pairs,
         )
     rows = [(PRIOR_FILE, 0, False, *r) for r in {*by_id, *by_key}]
     return spark.createDataFrame(rows, PRIOR_SCHEMA).select(*ARRIVAL_ORDER, "_correction", "n_event_id", *NATURAL_KEY)
 
 
-def session_priors(spark, cfg: PostgresConfig, source: str, classified: DataFrame) -> DataFrame:
-    """The events earlier loads kept with a derived session on the user-days where the new events need one:
+def session_priors(spark, cfg: PostgresConfig, source: str, keys: NewKeys) -> DataFrame:
+    """The events earlier loads kept with a derived session on the user-days where new rows need one:
     their sessions are derived again, together with the new events (``_prior`` flags them)."""
-    new = classified.filter(F.col("rule").isNull() & F.col("n_user_session").isNull())
-    days = [tuple(r) for r in new.select("n_user_id", F.to_date("n_event_ts")).distinct().collect()]
     query = sql.SQL(
         "select e.event_id, e.user_id, e.event_time from staging.events e join prior_days d on e.user_id = d.user_id "
         "and e.event_time >= d.day::timestamp at time zone 'UTC' and e.event_time < (d.day + 1)::timestamp at time zone 'UTC' "
         "where e.source = {} and e.session_id like {}"
     ).format(sql.Literal(source), sql.Literal(DERIVED + "-%"))
     with pg.connect(cfg) as conn:
-        rows = _rows(conn, query, "prior_days", "user_id text, day date", days) if days else []
+        rows = _rows(conn, query, "prior_days", "user_id text, day date", keys.session_days) if keys.session_days else []
     return spark.createDataFrame(rows, "n_event_id string, n_user_id string, n_event_ts timestamp").withColumn(
         "_prior", F.lit(True)
     )

@@ -128,6 +128,7 @@ class Frames:
     classified: DataFrame  # the kept rows, dedup applied
     tables: dict[str, DataFrame]  # what Spark writes: events and quarantine
     sessions: DataFrame | None  # incremental: earlier events whose derived session is derived again
+    losers: DataFrame  # the dedup's losing rows (cached)
     cached: list[DataFrame]
 
 
@@ -139,17 +140,18 @@ def _frames(spark, settings: Settings, raw, compiled: Compiled, source: str, run
     checked = check_rows(raw, compiled).persist(StorageLevel.MEMORY_AND_DISK)
     judged = kept(checked)
     cfg = settings.postgres
-    prior = increment.dedup_priors(spark, cfg, source, judged) if incremental else None
+    keys = increment.new_keys(judged) if incremental else None  # one job: the keys both lookups need
+    prior = increment.dedup_priors(spark, cfg, source, keys) if incremental else None
     losers = find_duplicates(judged, prior).persist(StorageLevel.MEMORY_AND_DISK)
     classified = apply_duplicates(judged, losers)
-    sessions = increment.session_priors(spark, cfg, source, classified) if incremental else None
+    sessions = increment.session_priors(spark, cfg, source, keys) if incremental else None
     events = transform.clean_events(classified, source, run_id, sessions).persist(StorageLevel.MEMORY_AND_DISK)
     changed = None
     if incremental:
         changed = events.filter("_prior").select("event_id", "session_id")
         events = events.filter(~F.col("_prior") | F.col("_prior").isNull()).drop("_prior")
     tables = {"events": events, "quarantine": transform.quarantine(classified, source, run_id)}
-    return Frames(checked, classified, tables, changed, [events, losers, checked])
+    return Frames(checked, classified, tables, changed, losers, [events, losers, checked])
 
 
 def _copy(cfg, frames: dict[str, DataFrame], run_id: str) -> tuple[dict[str, int], dict[str, float], float]:
@@ -167,8 +169,18 @@ def _copy(cfg, frames: dict[str, DataFrame], run_id: str) -> tuple[dict[str, int
     return counts, table_seconds, s.seconds
 
 
-def _counts(frame: DataFrame, column: str) -> dict[str, int]:
-    return {r[column]: r["count"] for r in frame.groupBy(column).count().collect()}
+def _tally(frames: Frames) -> tuple[int, dict[str, int], dict[str, int]]:
+    """One job over every row: (rows in, rows per filter that leaves them out, rows per quarantine rule). The
+    dedup losers are joined to all rows (they match kept rows only), so filtered rows keep no rule."""
+    every = apply_duplicates(frames.checked, frames.losers).groupBy("_filtered", "rule").count().collect()
+    filtered: dict[str, int] = {}
+    rules: dict[str, int] = {}
+    for r in every:
+        if r["_filtered"] is not None:
+            filtered[r["_filtered"]] = filtered.get(r["_filtered"], 0) + r["count"]
+        elif r["rule"] is not None:
+            rules[r["rule"]] = r["count"]
+    return sum(r["count"] for r in every), filtered, rules
 
 
 def _check_accounting(rows_in: int, counts: dict[str, int], quarantined: int, filtered: int) -> None:
@@ -301,10 +313,7 @@ def _judge(spark, settings: Settings, source: str, run_id: str, plan: increment.
         say(f"    spec {spec.name} (version {spec.version})")
     with step("spark: parse, validate, dedup") as s, spark_progress(spark, "spark"):
         frames = _frames(spark, settings, raw, compiled, source, run_id, plan.mode == "incremental")
-        by_filter = _counts(frames.checked, "_filtered")  # one job: every row, and those a filter leaves out
-        rows_in = sum(by_filter.values())
-        filtered = {f: n for f, n in by_filter.items() if f is not None}
-        rules = _counts(frames.classified.filter(F.col("rule").isNotNull()), "rule")
+        rows_in, filtered, rules = _tally(frames)
         s.rows = rows_in
     check_quality(frames.classified, rows_in - sum(filtered.values()), rules, settings.pipeline)  # the gate judges kept rows
     return Judged(frames, rows_in, filtered, rules, s.seconds)

@@ -66,3 +66,23 @@ def test_derived_sessions_split_at_30_minutes_and_at_midnight(spark):
         "e4": "derived-u1-20261002-1", "e5": "derived-u1-20261002-1",  # 15 minutes after, but the next day
         "e9": "derived-u2-20261001-1",
     }  # fmt: skip
+
+
+def test_the_new_rows_keys_hold_the_instant_in_utc_whatever_the_host_zone(spark):
+    """The (user, instant) pairs go to Postgres (in UTC) to find earlier near duplicates: a collected Spark
+    timestamp is a naive datetime in the host's zone (the unit tests also run under Asia/Kolkata), so the
+    keys must carry the instant itself. User-days are UTC days, for rows without a client session only."""
+    from datetime import UTC, date, datetime
+
+    from pulse.staging.increment import new_keys
+
+    late = datetime(2026, 10, 31, 22, 0, tzinfo=UTC)  # the next day in Kolkata (03:30)
+    rows = [("e1", "u1", late, None, None), ("e2", "u2", late, "s2", None), ("e3", "u3", late, None, "bad_price")]
+    judged = spark.createDataFrame(
+        rows, "n_event_id string, n_user_id string, n_event_ts timestamp, n_user_session string, rule string"
+    )
+    keys = new_keys(judged)
+    assert keys.ids == {("e1",), ("e2",)}  # a row a rule took is no dedup candidate
+    assert keys.pairs == {("u1", late), ("u2", late)}
+    assert all(instant.utcoffset() is not None for _, instant in keys.pairs)
+    assert keys.session_days == {("u1", date(2026, 10, 31))}
