@@ -212,12 +212,19 @@ def data_quality(settings: Settings, source: str = DEMO_SOURCE, dataset: Path | 
     return Quality(run, json.loads(truth_file.read_text()) if truth_file.exists() else None)
 
 
-def clean(settings: Settings, source: str = DEMO_SOURCE, force: bool = False, full_refresh: bool = False) -> dict:
+def clean(
+    settings: Settings,
+    source: str = DEMO_SOURCE,
+    force: bool = False,
+    full_refresh: bool = False,
+    through: date | None = None,
+) -> dict:
     """Cleaning: RAW in S3 -> Postgres staging, incremental unless ``full_refresh`` (or a full refresh is
-    needed). Returns the load's summary (run id, mode and why, counts)."""
+    needed); ``through`` (a daily run's day) leaves RAW of later ingest dates to a later load. Returns the
+    load's summary (run id, mode and why, counts)."""
     from pulse.staging import job
 
-    return job.run(settings, source, force=force, full_refresh=full_refresh)
+    return job.run(settings, source, force=force, full_refresh=full_refresh, through=through)
 
 
 def model(settings: Settings, source: str = DEMO_SOURCE, full_refresh: bool = False, verbose: bool = False):

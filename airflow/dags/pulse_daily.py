@@ -89,10 +89,10 @@ with DAG(
     )
 
     @task.external_python(task_id="clean", python=PYTHON, expect_airflow=False)
-    def clean(source: str) -> dict:
+    def clean(source: str, day: str) -> dict:
         from pulse import dag_tasks as tasks
 
-        return tasks.clean(source)
+        return tasks.clean(source, day)
 
     @task.external_python(task_id="build_marts", python=PYTHON, expect_airflow=False, outlets=[MARTS])
     def build_marts(source: str) -> dict:
@@ -136,7 +136,7 @@ with DAG(
             )
         return {"checked": len(output["checks"]), "outside": [c["metric"] for c in outside], "sent": sent}
 
-    cleaned = clean(SRC)
+    cleaned = clean(SRC, DAY)
     marts = build_marts(SRC)
     output = ml_output(SRC, DAY, "{{ run_id }}")
     wait_for_raw >> cleaned >> marts >> [forecast(SRC, DAY), segment(SRC, DAY)] >> output

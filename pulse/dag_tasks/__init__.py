@@ -15,8 +15,10 @@ def ml_run_id(source: str, day: str) -> str:
     return f"daily-{source}-{day}"
 
 
-def clean(source: str) -> dict:
-    result = pipeline.clean(settings(), source_name(source))
+def clean(source: str, day: str | None = None) -> dict:
+    """The load of ``day``'s run: RAW up to that ingest date (a backfill's runs then load a day each)."""
+    through = date.fromisoformat(day) if day else None
+    result = pipeline.clean(settings(), source_name(source), through=through)
     keep = ("run_id", "source", "mode", "mode_reason", "rows_in", "rows_out", "complete_through", "quarantined")
     return {k: result[k] for k in keep}
 

@@ -57,14 +57,21 @@ def loaded_files(conn, source: str, since) -> dict[str, str]:
     return dict(rows)
 
 
-def plan(cfg: PostgresConfig, source: str, committed: list[RawFile], spec_version: str, full_refresh: bool) -> Plan:
+def plan(
+    cfg: PostgresConfig,
+    source: str,
+    committed: list[RawFile],
+    spec_version: str,
+    full_refresh: bool,
+    through: date | None = None,
+) -> Plan:
     """Full refresh or incremental, with the reason, and the files to read (from the source's load audit)."""
     if full_refresh:
-        return decide(None, {}, committed, spec_version, full_refresh=True)
+        return decide(None, {}, committed, spec_version, full_refresh=True, through=through)
     with pg.connect(cfg) as conn:
         last = _last_full(conn, source)
         loaded = loaded_files(conn, source, last[1]) if last else {}
-    return decide(last and (last[2], last[3]), loaded, committed, spec_version)
+    return decide(last and (last[2], last[3]), loaded, committed, spec_version, through=through)
 
 
 def decide(
@@ -73,9 +80,14 @@ def decide(
     committed: list[RawFile],
     spec_version: str,
     full_refresh: bool = False,
+    through: date | None = None,
 ) -> Plan:
     """The plan, given the last full refresh's (spec version, rules version), the files loaded since
-    (key -> sha256) and the committed files."""
+    (key -> sha256) and the committed files. ``through`` (a daily run's day): files of later ingest dates
+    are left for a later load, as if not yet arrived; files already loaded stay (a re-run of an old day
+    never rolls staging back)."""
+    if through is not None:
+        committed = [f for f in committed if f.ingest_date <= through.isoformat() or f.key in loaded]
 
     def full(reason: str) -> Plan:
         return Plan("full", reason, committed, committed)

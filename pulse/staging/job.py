@@ -80,9 +80,17 @@ def read_raw(spark, settings: Settings, files: list, spec: Spec) -> tuple[DataFr
     return raw, compile_spec(spark, spec, raw, inputs=spec.input.columns or None)
 
 
-def run(settings: Settings, source: str = DEMO_SOURCE, spark=None, force: bool = False, full_refresh: bool = False) -> dict:
+def run(
+    settings: Settings,
+    source: str = DEMO_SOURCE,
+    spark=None,
+    force: bool = False,
+    full_refresh: bool = False,
+    through: date | None = None,
+) -> dict:
     """Run the job (incremental unless ``full_refresh`` or a full refresh is needed); returns the audit
-    summary. Raises (and records a failed run) on any error."""
+    summary. ``through``: leave RAW of later ingest dates to a later load (a daily run of that day).
+    Raises (and records a failed run) on any error."""
     source_name(source)
     cfg = settings.postgres
     migrate(cfg)
@@ -90,12 +98,12 @@ def run(settings: Settings, source: str = DEMO_SOURCE, spark=None, force: bool =
         with recovery.source_lock(cfg, source):  # one run per source at a time: two would race at the swap
             for run_id in recovery.recover_dead_runs(cfg, source):
                 say(f"    recovered dead run {run_id}: marked failed, its load tables dropped")
-            return _guarded_run(settings, source, spark, force, full_refresh)
+            return _guarded_run(settings, source, spark, force, full_refresh, through)
     except recovery.SourceBusy as exc:
         raise LoadCheckError(str(exc)) from None
 
 
-def _guarded_run(settings: Settings, source: str, spark, force: bool, full_refresh: bool) -> dict:
+def _guarded_run(settings: Settings, source: str, spark, force: bool, full_refresh: bool, through: date | None) -> dict:
     cfg = settings.postgres
     run_id = new_run_id()
     with pg.connect(cfg, autocommit=True) as conn:
@@ -106,7 +114,7 @@ def _guarded_run(settings: Settings, source: str, spark, force: bool, full_refre
     spark = spark or session(settings, f"pulse-clean-{source}")
     t0 = time.perf_counter()
     try:
-        summary = _run(spark, settings, source, run_id, force, full_refresh)
+        summary = _run(spark, settings, source, run_id, force, full_refresh, through)
         summary["seconds"] = round(time.perf_counter() - t0, 2)
         return summary
     except Exception as exc:
@@ -280,14 +288,18 @@ def _nothing_new(conn, run_id: str, plan: increment.Plan, spec: Spec, audit: dic
     _record(conn, run_id, {}, {}, {**audit, **zero, "plan": plan, "spec": spec, "filtered": {}, "event_days": []})
 
 
-def _plan(settings: Settings, source: str, force: bool, full_refresh: bool) -> tuple[Spec, increment.Plan, dict]:
+def _plan(
+    settings: Settings, source: str, force: bool, full_refresh: bool, through: date | None
+) -> tuple[Spec, increment.Plan, dict]:
     """The source's spec, what this load reads (and why), and the audit fields known before reading."""
     spec = source_spec(settings.s3, source)  # the spec stored with the RAW files (Pulse's own layout if none)
     committed = list_committed(settings.s3, source)
     if not committed:
         raise LoadCheckError(f"no committed RAW partitions for source={source} in s3://{settings.s3.raw_bucket}")
-    plan = increment.plan(settings.postgres, source, committed, spec.version, full_refresh)
-    max_ingest = date.fromisoformat(max(f.ingest_date for f in committed))
+    plan = increment.plan(settings.postgres, source, committed, spec.version, full_refresh, through)
+    if not plan.committed:
+        raise LoadCheckError(f"no committed RAW partitions for source={source} through ingest date {through}")
+    max_ingest = date.fromisoformat(max(f.ingest_date for f in plan.committed))
     complete_through = max_ingest - timedelta(days=settings.pipeline.late_arrival_days)
     say(f"    {'full refresh' if plan.mode == 'full' else 'incremental'}: {plan.reason}")
     audit = {"source": source, "ingest_dates": len({f.ingest_date for f in plan.files}), "max_ingest_date": max_ingest,
@@ -350,8 +362,8 @@ def _write(settings: Settings, source: str, run_id: str, plan: increment.Plan, s
             "swap_seconds": round(s.seconds, 2)}  # fmt: skip
 
 
-def _run(spark, settings: Settings, source: str, run_id: str, force: bool, full_refresh: bool) -> dict:
-    spec, plan, audit = _plan(settings, source, force, full_refresh)
+def _run(spark, settings: Settings, source: str, run_id: str, force: bool, full_refresh: bool, through: date | None) -> dict:
+    spec, plan, audit = _plan(settings, source, force, full_refresh, through)
     summary = {"run_id": run_id, "source": source, "mode": plan.mode, "mode_reason": plan.reason,
                "complete_through": audit["complete_through"].isoformat(), "spec": f"{spec.name} {spec.version}"}  # fmt: skip
     if not plan.files:

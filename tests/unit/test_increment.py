@@ -27,6 +27,22 @@ def test_nothing_new_reads_nothing():
     assert (plan.mode, plan.reason, plan.files) == ("incremental", "nothing new in RAW", [])
 
 
+def test_a_days_run_leaves_later_ingest_dates_for_a_later_load():
+    """A backfill's run for a day loads the RAW up to that day; files already loaded stay visible, so an old
+    day run again reads nothing and is not taken for a removed file (no roll-back to that day)."""
+    from datetime import date
+
+    plan = decide(LAST, LOADED, DAYS, "spec1", through=date(2026, 10, 2))
+    assert (plan.mode, plan.files, plan.committed) == ("incremental", [], DAYS[:2])
+    plan = decide(LAST, LOADED, DAYS, "spec1", through=date(2026, 10, 3))
+    assert (plan.mode, plan.files) == ("incremental", DAYS[2:])
+    everything = {f.key: f.sha256 for f in DAYS}
+    plan = decide(LAST, everything, DAYS, "spec1", through=date(2026, 10, 1))
+    assert (plan.mode, plan.reason, plan.files, plan.committed) == ("incremental", "nothing new in RAW", [], DAYS)
+    plan = decide(None, {}, DAYS, "spec1", through=date(2026, 10, 1))
+    assert (plan.mode, plan.files) == ("full", DAYS[:1])  # a first load through a day reads up to that day
+
+
 def test_each_reason_for_a_full_refresh_is_named():
     late, fix = raw_file("2026-09-30"), raw_file("2026-10-04", correction=True)
     cases = {
