@@ -257,6 +257,9 @@ class SupersetConfig:
     metadata_user: str = setting("superset", "its role")
     metadata_password: str = setting("", "its role's password", secret=True)
     workers: int = setting(2, "gunicorn workers")
+    datasets_cache: bool = setting(
+        True, "keep each dashboard's datasets payload per worker until the dashboard, a chart or a dataset changes"
+    )
 
     @property
     def managed(self) -> bool:

@@ -59,6 +59,41 @@ class RedactingEventLogger(_DBEventLogger):
 EVENT_LOGGER = RedactingEventLogger()
 """
 
+# A dashboard's first request, /api/v1/dashboard/<id>/datasets, which every chart waits for, serialises every
+# dataset of the dashboard and builds a query context for each of its charts on every load (~0.3 s of a core
+# for 24 charts, 1.5 s beside a browser on 2 cores): keep the payload per worker, keyed on the newest change
+# to the dashboard, its charts, datasets (columns, metrics) and database. The access check still runs first.
+DASHBOARD_DATASETS_CACHE = """
+import copy as _copy
+
+_DATASETS: dict = {}
+
+
+def _newest(rows):
+    return max((r.changed_on for r in rows if r.changed_on), default=None)
+
+
+def _datasets_key(dashboard):
+    sources = sorted((s for s in dashboard.datasources if s is not None), key=lambda s: s.id)
+    parts = [dashboard.changed_on, tuple(sorted((s.id, s.changed_on) for s in dashboard.slices))]
+    parts += [(s.id, s.changed_on, _newest(s.columns), _newest(s.metrics), s.database.changed_on) for s in sources]
+    return tuple(parts)
+
+
+def FLASK_APP_MUTATOR(app):  # once the app exists: Superset's modules cannot be imported while it reads this file
+    from superset.daos.dashboard import DashboardDAO
+
+    def get_datasets_for_dashboard(id_or_slug):
+        dashboard = DashboardDAO.get_by_id_or_slug(id_or_slug)  # raises unless the user may see it
+        key = _datasets_key(dashboard)
+        hit = _DATASETS.get(dashboard.id)
+        if hit is None or hit[0] != key:
+            hit = _DATASETS[dashboard.id] = (key, dashboard.datasets_trimmed_for_slices())
+        return _copy.deepcopy(hit[1])
+
+    DashboardDAO.get_datasets_for_dashboard = staticmethod(get_datasets_for_dashboard)
+"""
+
 
 def superset_binary() -> Path:
     path = SUPERSET_VENV / "bin" / "superset"
@@ -139,7 +174,7 @@ class Superset(ManagedProcess):
         }
         lines = ["# Written by Pulse (pulse/services/superset.py) — do not edit; holds secrets (0600)."]
         lines += [f"{key} = {value!r}" for key, value in values.items()]  # repr of str/int/bool/dict is Python
-        return "\n".join(lines) + "\n" + REDACTING_EVENT_LOGGER
+        return "\n".join(lines) + "\n" + REDACTING_EVENT_LOGGER + (DASHBOARD_DATASETS_CACHE if cfg.datasets_cache else "")
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSE_", "VIRTUAL_ENV"))}

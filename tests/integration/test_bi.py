@@ -182,11 +182,27 @@ def test_deploy_is_idempotent_and_a_changed_yaml_updates_the_chart(bi, tmp_path)
     chart = yaml.safe_load(chart_file.read_text())
     chart["slice_name"] = "Funnel (edited)"
     chart_file.write_text(assets.dump_yaml(chart))
+    dataset_file = edited / "datasets" / "Pulse_ClickHouse" / "funnel_steps.yaml"
+    dataset = yaml.safe_load(dataset_file.read_text())
+    next(m for m in dataset["metrics"] if m["metric_name"] == "users")["verbose_name"] = "Users (edited)"
+    dataset_file.write_text(assets.dump_yaml(dataset))
+
+    def funnel_users_label() -> str:  # what the dashboard's first request (cached per worker) says now, on both workers
+        labels = set()
+        for _ in range(4):
+            payload = client.get("/api/v1/dashboard/product-analytics/datasets")["result"]
+            labels |= {d["verbose_map"]["users"] for d in payload if d["table_name"] == "funnel_steps"}
+        assert len(labels) == 1, labels
+        return labels.pop()
+
+    assert funnel_users_label() == "Users"
     changed = assets.deploy(stack, SOURCE, memo=deployed_memo(deployed), warm=False, directory=edited)
-    assert changed.changed == ["charts/funnel.yaml"]
+    assert sorted(changed.changed) == ["charts/funnel.yaml", "datasets/Pulse_ClickHouse/funnel_steps.yaml"]
     assert client.get(f"/api/v1/chart/{deployed.charts[chart['uuid']]}")["result"]["slice_name"] == "Funnel (edited)"
+    assert funnel_users_label() == "Users (edited)"
     restored = assets.deploy(stack, SOURCE, memo=deployed_memo(deployed), warm=False)
-    assert restored.changed == ["charts/funnel.yaml"]
+    assert sorted(restored.changed) == ["charts/funnel.yaml", "datasets/Pulse_ClickHouse/funnel_steps.yaml"]
+    assert funnel_users_label() == "Users"
     # export writes back exactly the repo's files: a diff shows only real changes
     exported = tmp_path / "exported"
     shutil.copytree(assets.ASSETS_DIR, exported)
