@@ -8,7 +8,13 @@
    trigger-to-start latency (run queued → first task started), and the asset-triggered BI refresh.
 Prints the table and the ratio Airflow / direct; writes bench/results/airflow-<time>.json.
 
+With ``--onto SOURCE`` (a source already loaded, e.g. ``benchinc10000000`` after bench_incremental.py) it
+measures the daily path for *one new day* on that history instead: two new days of ``--day-events`` events
+are generated after the source's last RAW day; the first goes through the direct steps (the baseline), the
+second through ``pulse_daily`` (goal: ≤ 90 s end to end on 10M events of history).
+
     .venv/bin/python bench/bench_airflow.py [--events 1000000] [--idle 60]
+    .venv/bin/python bench/bench_airflow.py --onto benchinc10000000 [--day-events 100000]
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -43,9 +49,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--idle", type=float, default=60)
+    ap.add_argument("--onto", help="a source already loaded: measure one new day on its history (see above)")
+    ap.add_argument("--day-events", type=int, default=100_000, help="with --onto: events of each new day")
     args = ap.parse_args()
     s = load_settings()
-    source = f"bench{args.events}"
+    source = args.onto or f"bench{args.events}"
     gib = psutil.virtual_memory().total / 2**30
     print(f"Pulse orchestration benchmark — {psutil.cpu_count()} cores, {gib:.0f} GiB, source {source}")
     registry.up(s, ["s3", "postgres", "clickhouse", "superset", "airflow"], echo=lambda m: None)
@@ -53,11 +61,17 @@ def main() -> int:
     client.wait_for_dag(DAILY_DAG)
     client.set_paused(BI_DAG, False)
 
-    out = s.datasets_dir / source
-    if not out.exists():
-        print(f"==> generating {args.events:,} events")
-        generate_dataset(out, GenParams(n_events=args.events, days=180, end_date=DAY, seed=42), DirtParams(rate=0.02))
-    raw.upload_dataset(s.s3, out, source)
+    if args.onto:
+        direct_day, airflow_day, upload_airflow_day = new_days(s, source, args.day_events)
+    else:
+        direct_day = airflow_day = DAY
+        upload_airflow_day = None
+        out = s.datasets_dir / source
+        if not out.exists():
+            print(f"==> generating {args.events:,} events")
+            gen = GenParams(n_events=args.events, days=180, end_date=DAY, seed=42)
+            generate_dataset(out, gen, DirtParams(rate=0.02))
+        raw.upload_dataset(s.s3, out, source)
 
     print(f"==> Airflow at rest for {args.idle:.0f}s")
     time.sleep(10)  # let start-up parsing settle
@@ -68,7 +82,7 @@ def main() -> int:
 
     print("==> baseline: the same steps called directly (pulse.pipeline, in this process)")
     direct: dict[str, float] = {}
-    day = DAY.isoformat()
+    day = direct_day.isoformat()
     steps = [
         ("clean", lambda: tasks.clean(source)),
         ("build_marts", lambda: tasks.build_marts(source)),
@@ -83,10 +97,12 @@ def main() -> int:
         direct[name] = time.perf_counter() - t0
         print(f"    {name:<12} {direct[name]:7.1f}s")
 
-    print("==> pulse_daily through Airflow")
+    if upload_airflow_day:
+        upload_airflow_day()
+    print(f"==> pulse_daily through Airflow for {airflow_day}")
     asked = datetime.now(UTC)
     with Sampler({c: p for c, p in pids.items() if p}) as busy:
-        result = pipeline.orchestrate_day(s, DAY, source, echo=print)
+        result = pipeline.orchestrate_day(s, airflow_day, source, echo=print)
     run = client.run(DAILY_DAG, result.run_id)
     tis = client.task_instances(DAILY_DAG, result.run_id)
     first_start = min(parse_ts(t["start_date"]) for t in tis if t.get("start_date"))
@@ -113,11 +129,29 @@ def main() -> int:
           f"ml_output asset -> BI refresh queued {bi_lag if bi_lag is not None else float('nan'):.1f}s")  # fmt: skip
     write_results(
         "airflow",
-        [{"events": args.events, "state": result.state, "idle": rest, "peak_rss_run": busy.rss, "direct": direct,
+        [{"events": args.events, "onto": args.onto, "day_events": args.day_events if args.onto else None,
+          "direct_day": day, "airflow_day": airflow_day.isoformat(),
+          "state": result.state, "idle": rest, "peak_rss_run": busy.rss, "direct": direct,
           "airflow_tasks": airflow_steps, "dag_seconds": run.seconds, "bi_seconds": bi_seconds,
           "trigger_to_start": latency, "asset_to_bi": bi_lag, "ratio": total_airflow / total_direct}],
     )  # fmt: skip
     return 0 if result.state == "success" else 1
+
+
+def new_days(s, source: str, events: int):
+    """Two new days of ``events`` each after the source's last RAW day (its late arrivals included), generated
+    apart so that neither's partitions overlap the other's or the history's: the first is uploaded now (the
+    direct steps load it), the second only by the returned callable (pulse_daily loads it)."""
+    history = s.datasets_dir / source
+    last = max(date.fromisoformat(p.name.split("=")[1]) for p in history.iterdir() if p.name.startswith("ingest_date="))
+    days = (last + timedelta(days=1), last + timedelta(days=8))  # late copies arrive up to 5 days after
+    folders = []
+    for i, day in enumerate(days):
+        out = s.datasets_dir / f"{source}-newday-{day}"
+        generate_dataset(out, GenParams(n_events=events, days=1, end_date=day, seed=900 + i), DirtParams(rate=0.02))
+        folders.append(out)
+    raw.upload_dataset(s.s3, folders[0], source)
+    return days[0], days[1], lambda: raw.upload_dataset(s.s3, folders[1], source)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ Per source it deploys the dashboards on that source's marts, then measures
     cache emptied before each round, fresh browser) and warm (cache filled, same browser), p50/p95;
   * chart-data API per chart: cached (what a dashboard load asks for) and forced (runs the SQL),
     against the baseline of the same SQL sent straight to ClickHouse, p50/p95 and the ratio;
-  * RSS of Superset (all gunicorn processes) and of the ClickHouse service.
+  * RSS of Superset (all gunicorn processes) and of the ClickHouse service;
+  * with ``--compare-datasets-cache``: first the warm tabs and the dashboard's datasets call with Superset
+    restarted without Pulse's datasets cache (the baseline, same run), then again with it.
 Goal on this 2-core machine: each tab fully drawn <= 3 s p95 warm at 10M events.
 At the end the dashboards are deployed back onto the demo source.
 """
@@ -36,7 +38,7 @@ from pulse.bi import assets
 from pulse.bi.client import SupersetClient
 from pulse.common.clickhouse import client as ch_client
 from pulse.common.progress import tree_rss_mb
-from pulse.config import DEMO_SOURCE, REPO_ROOT, ensure_secrets, settings
+from pulse.config import DEMO_SOURCE, REPO_ROOT, ensure_secrets, load_settings, settings
 from pulse.services import registry
 from pulse.services.clickhouse import ClickHouse
 from pulse.services.superset import Superset
@@ -74,7 +76,51 @@ def clear_data_cache(s) -> None:
     cache.mkdir(parents=True)
 
 
-def bench(source: str, repeats: int) -> dict:
+def datasets_call_ms(s, slug: str = "product-analytics", n: int = 20) -> dict:
+    """The dashboard's first request, which every chart waits for, alone (no browser beside it)."""
+    client = SupersetClient(s.superset)
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        client.get(f"/api/v1/dashboard/{slug}/datasets")
+        times.append((time.perf_counter() - t) * 1000)
+    return {"p50": round(pct(times, 0.5), 1), "p95": round(pct(times, 0.95), 1)}
+
+
+def warm_tabs(s, repeats: int) -> dict:
+    report = browser(s, repeats + 1)
+    return {tab["title"]: {"p50": pct(tab["all_drawn_ms"][1:], 0.5), "p95": pct(tab["all_drawn_ms"][1:], 0.95)}
+            for tab in report["tabs"]}  # fmt: skip
+
+
+def restart_superset(cache: bool) -> None:
+    os.environ["PULSE_SUPERSET_DATASETS_CACHE"] = "true" if cache else "false"
+    s = load_settings()
+    registry.down(s, ["superset"], echo=lambda _m: None)
+    registry.up(s, ["superset"], echo=lambda _m: None)
+
+
+def compare_datasets_cache(s, repeats: int) -> dict:
+    """Warm tabs and the datasets call without the cache, then with it: the same marts, the same run."""
+    out = {}
+    try:
+        for cache in (False, True):
+            restart_superset(cache)
+            warm_tabs(s, 1)  # the first loads after a restart fill the chart cache and the workers' imports
+            out["on" if cache else "off"] = {"datasets_call_ms": datasets_call_ms(s), "warm_tabs_ms": warm_tabs(s, repeats)}
+    finally:
+        os.environ.pop("PULSE_SUPERSET_DATASETS_CACHE", None)
+    print("  the dashboard's datasets call and the tabs, warm, without / with the datasets cache:")
+    off, on = out["off"], out["on"]
+    print(f"    datasets call alone p50 {off['datasets_call_ms']['p50']:.0f} / {on['datasets_call_ms']['p50']:.0f} ms")
+    for tab, t in off["warm_tabs_ms"].items():
+        w = on["warm_tabs_ms"][tab]
+        print(f"    {tab:<22} warm p50 {t['p50'] / 1000:.2f} / {w['p50'] / 1000:.2f} s, p95 {t['p95'] / 1000:.2f} / "
+              f"{w['p95'] / 1000:.2f} s")  # fmt: skip
+    return out
+
+
+def bench(source: str, repeats: int, compare: bool = False) -> dict:
     s = settings()
     print(f"\n== source {source} ==")
     database = s.clickhouse.marts_database(source)
@@ -84,6 +130,8 @@ def bench(source: str, repeats: int) -> dict:
     deployed = pipeline.deploy_bi(s, source, warm=False)
     print(f"  deploy (memo + import): {time.perf_counter() - t0:.1f} s; {len(deployed.charts)} charts")
     res: dict = {"source": source, "user_days": int(events)}
+    if compare:
+        res["datasets_cache"] = compare_datasets_cache(s, repeats)
 
     keys = {"data_ms": "data in", "render_ms": "first screen drawn", "all_drawn_ms": "fully drawn"}
     cold: dict[str, dict[str, list[float]]] = {}
@@ -162,11 +210,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", action="append", help="source with published marts (repeatable)")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--compare-datasets-cache", action="store_true", help="first measure without Pulse's datasets cache")
     args = parser.parse_args()
     s = settings()
     registry.up(s, ["s3", "postgres", "clickhouse", "superset"], echo=lambda _m: None)
     try:
-        write_results("bi", [bench(source, args.repeats) for source in args.source or ["bench1000000"]])
+        sources = args.source or ["bench1000000"]
+        write_results("bi", [bench(source, args.repeats, args.compare_datasets_cache) for source in sources])
     finally:
         pipeline.deploy_bi(s, DEMO_SOURCE, warm=True)
 
