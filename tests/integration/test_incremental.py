@@ -22,12 +22,12 @@ from pulse.lake import raw
 from pulse.modeling import dbt_runner
 from pulse.staging import job
 
+from .equality import assert_same, marts_snapshot, staging_snapshot
+
 pytestmark = pytest.mark.integration
 
 DAILY, FULL = "inc_daily", "inc_full"
 END = date(2026, 10, 31)
-# every staging table; the columns that name the source or the run differ by design
-TABLES = ["events", "quarantine", "users", "products", "daily_event_counts", "daily_active_users", "daily_revenue"]
 
 
 def read_csv(path: Path) -> list[list[str]]:
@@ -73,42 +73,14 @@ def arriving_days(tmp: Path) -> list[Path]:
     return days
 
 
-def staging_rows(stack, source: str, table: str) -> list[tuple]:
-    with pg.connect(stack.postgres) as conn:
-        columns = [
-            c
-            for (c,) in conn.execute(
-                "select column_name from information_schema.columns where table_schema = 'staging' and table_name = %s "
-                "order by ordinal_position",
-                (table,),
-            )
-            if c not in ("source", "run_id")
-        ]
-        shown = [f"replace(source_file, 'source={source}/', '')" if c == "source_file" else c for c in columns]
-        cols = ", ".join(shown)
-        return conn.execute(f"select {cols} from staging.{table} where source = %s order by {cols}", (source,)).fetchall()
-
-
 def assert_staging_equal(stack) -> None:
-    for table in TABLES:
-        daily, full = staging_rows(stack, DAILY, table), staging_rows(stack, FULL, table)
-        assert daily, table
-        assert daily == full, f"staging.{table}: the incremental loads differ from a full refresh"
+    assert_same(staging_snapshot(stack, DAILY), staging_snapshot(stack, FULL), "the incremental loads")
 
 
 def assert_marts_equal(stack) -> None:
-    def marts(source: str) -> dict[str, list]:
-        ch = ch_client(stack.clickhouse, database=stack.clickhouse.marts_database(source))
-        names = [n for (n,) in ch.query("SHOW TABLES").result_rows if not n.startswith(("dq_", "ml_"))]
-        return {n: sorted(map(repr, ch.query(f"SELECT * FROM `{n}`").result_rows)) for n in names}
-
-    daily, full = marts(DAILY), marts(FULL)
-    assert daily.keys() == full.keys() and len(daily) > 10
-    for name in daily:
-        assert daily[name] == full[name], f"mart {name}: the incremental loads differ from a full refresh"
-    builds = [ch_client(stack.clickhouse, database=stack.clickhouse.build_database(s)) for s in (DAILY, FULL)]
-    activity = [b.query("SELECT * FROM int_user_daily_activity ORDER BY ALL").result_rows for b in builds]
-    assert activity[0] == activity[1]  # the day-incremental intermediate model too, fingerprints and all
+    daily, full = marts_snapshot(stack, DAILY), marts_snapshot(stack, FULL)
+    assert len(full) > 10
+    assert_same(daily, full, "the incremental loads")
 
 
 def assert_kpis_follow_the_watermark(stack, mid_stream: bool) -> None:
