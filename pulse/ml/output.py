@@ -59,13 +59,15 @@ def _client(settings: Settings, source: str):
 
 
 def check_day(settings: Settings, source: str, day: date, run_id: str) -> list[Check]:
-    """Each metric's actual on ``day`` against the 1-day-ahead forecast from the day before, with the
-    forecast run ``run_id``'s chosen model and interval. A metric whose day is not complete yet is left out."""
+    """Each metric's actual on its newest complete day up to ``day`` against the 1-day-ahead forecast from
+    the day before, with the forecast run ``run_id``'s chosen model and interval. The run for a day loads
+    RAW up to that day, so the day itself is still open to late events: what it checks is the day its
+    load completed (``day`` minus the late-arrival window, when a file arrives daily)."""
     client = _client(settings, source)
     checks = []
     for metric in METRICS:
         series = daily_series(settings, source, metric, day)
-        if series.index[-1].date() != day or len(series) < 2:
+        if len(series) < 2:
             continue
         params = {"run_id": run_id, "metric": metric}
         rows = client.query_df(
@@ -79,7 +81,8 @@ def check_day(settings: Settings, source: str, day: date, run_id: str) -> list[C
         model = str(rows.model.iloc[0])
         low, high = forecast.residual_interval(rows, 1)
         yhat = float(forecast.Model(model).fit(series.iloc[:-1]).forecast(1).iloc[0])
-        checks.append(Check(metric, day.isoformat(), model, float(series.iloc[-1]), yhat, max(0.0, yhat + low), yhat + high))
+        checked = series.index[-1].date().isoformat()
+        checks.append(Check(metric, checked, model, float(series.iloc[-1]), yhat, max(0.0, yhat + low), yhat + high))
     return checks
 
 
