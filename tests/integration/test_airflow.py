@@ -18,7 +18,7 @@ import pytest
 
 from pulse.common.clickhouse import client as ch_client
 from pulse.common.waiting import wait_until
-from pulse.config import load_settings
+from pulse.config import PipelineConfig, load_settings
 from pulse.dag_tasks import ml_run_id
 from pulse.datagen import generate_dataset
 from pulse.datagen.dirty import DirtParams
@@ -31,10 +31,15 @@ from pulse.services import registry
 
 from .alert_receivers import Receivers
 from .browser import ARTEFACTS
+from .equality import assert_same, marts_snapshot, staging_snapshot
 
 pytestmark = pytest.mark.integration
 SOURCE = "aftest"
+BACKFILL_SOURCE = "afbackfill"  # its own source: the other tests count what the daily run loaded into SOURCE
 DAY = date(2026, 10, 31)
+# the run for DAY loads RAW up to DAY: the newest complete day, the one its forecast starts after and its
+# data alert checks, is DAY less the late-arrival window
+CHECKED = DAY - timedelta(days=PipelineConfig().late_arrival_days)
 MISSING_DAY = date(2026, 11, 20)  # no RAW partition (and in the past: a run due in the future waits): the sensor times out
 HTTP_PORT, SMTP_PORT = 28099, 28025
 
@@ -79,7 +84,7 @@ def airflow(superset, tmp_path_factory):
     settings = load_settings()
     out = tmp_path_factory.mktemp("airflow") / SOURCE
     truth = generate_dataset(out, GenParams(n_events=60_000, days=120, end_date=DAY, seed=7), DirtParams(rate=0.02))
-    add_dau_spike(out, DAY, users=3 * truth["dau_by_date"][DAY.isoformat()])
+    add_dau_spike(out, CHECKED, users=3 * truth["dau_by_date"][CHECKED.isoformat()])
     raw.upload_dataset(settings.s3, out, SOURCE)
     t0 = time.monotonic()
     registry.up(settings, ["airflow"], echo=lambda _m: None)
@@ -106,6 +111,23 @@ def daily(airflow):
     tis = {ti["task_id"]: ti for ti in client.task_instances(DAILY_DAG, run.run_id)}
     assert run.state == "success", {k: v["state"] for k, v in tis.items()}
     return settings, client, receivers, run, tis, before
+
+
+def backfill_days(out: Path) -> tuple[date, date]:
+    """A source's RAW for a backfill from ``first`` to ``last``: 100 days of history up to ``first`` (enough
+    for the forecast's backtest), no file on the day between, and what arrived after ``first`` moved onto
+    ``last`` (late events, and copies of earlier events that the second load must dedup against staging)."""
+    first, last = DAY + timedelta(days=10), DAY + timedelta(days=12)
+    generate_dataset(out, GenParams(n_events=20_000, days=100, end_date=last, seed=23), DirtParams(rate=0.03))
+    target = out / f"ingest_date={last}"
+    for folder in sorted(p for p in out.iterdir() if p.is_dir() and p.name > f"ingest_date={first}"):
+        if folder != target:
+            for part in folder.glob("*.csv.gz"):
+                part.rename(target / f"{folder.name.removeprefix('ingest_date=')}-{part.name}")
+            folder.rmdir()
+    later = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name >= f"ingest_date={first}")
+    assert later == [f"ingest_date={first}", f"ingest_date={last}"], later
+    return first, last
 
 
 def marts(settings):
@@ -160,19 +182,26 @@ def test_pulse_daily_builds_marts_ml_output_and_refreshes_bi(daily):
         assert cleaned["rows_out"] == kept
     else:  # the run was cleared and run again (test_running_the_same_day_again…): nothing new to load
         assert (cleaned["mode_reason"], cleaned["rows_out"]) == ("nothing new in RAW", 0)
-    [(dau,)] = ch.query("SELECT dau FROM user_daily_metrics WHERE metric_date = {d:Date}", parameters={"d": DAY}).result_rows
+    [(dau, complete)] = ch.query(
+        "SELECT dau, is_complete FROM user_daily_metrics WHERE metric_date = {d:Date}", parameters={"d": CHECKED}
+    ).result_rows
     with pg.connect(settings.postgres) as conn:
         [(users,)] = conn.execute(
-            "select count(distinct user_id) from staging.events where source = %s and event_time::date = %s", (SOURCE, DAY)
+            "select count(distinct user_id) from staging.events where source = %s and event_time::date = %s",
+            (SOURCE, CHECKED),
         ).fetchall()
-    assert dau == users
+    assert dau == users and complete
+    [(open_day,)] = ch.query(
+        "SELECT is_complete FROM user_daily_metrics WHERE metric_date = {d:Date}", parameters={"d": DAY}
+    ).result_rows
+    assert not open_day  # its late events are still to come
     # ml_output for the day: 14 days ahead per metric, the chosen models' scores, every segmented user, two checks
     rows = ch.query_df("SELECT * FROM ml_output WHERE logical_date = {d:Date}", parameters={"d": DAY})
     assert set(rows.run_id) == {ml_run_id(SOURCE, DAY.isoformat())} and set(rows.orchestrator_run_id) == {run.run_id}
     ahead = rows[rows.kind == "forecast"]
     for metric in ("dau", "revenue"):  # each day of the next two weeks once, per metric
         days = sorted(ahead[ahead.name == metric].target_date)
-        assert days == [pd.Timestamp(DAY + timedelta(days=d)) for d in range(1, MAX_HORIZON + 1)], metric
+        assert days == [pd.Timestamp(CHECKED + timedelta(days=d)) for d in range(1, MAX_HORIZON + 1)], metric
     scores = rows[rows.kind == "backtest"]
     chosen = ch.query_df(
         "SELECT metric, horizon, mase FROM ml_model_metrics WHERE run_id = {r:String} AND is_chosen",
@@ -187,9 +216,9 @@ def test_pulse_daily_builds_marts_ml_output_and_refreshes_bi(daily):
     assert rows[rows.kind == "segment"].value.sum() == segmented > 0
     checks = rows[rows.kind == "check"].set_index("name")
     assert set(checks.index) == {"dau", "revenue"}
-    assert checks.loc["dau", "value"] == dau
+    assert checks.loc["dau", "value"] == dau and set(checks.target_date) == {pd.Timestamp(CHECKED)}
     # the data alert: exactly the metrics outside their interval — DAU always, the dataset has a spike on the
-    # day — and the alert delivered on every channel (at least once: a re-run of the day sends it again)
+    # checked day — and the alert delivered on every channel (at least once: a re-run of the day sends it again)
     alert = client.xcom(DAILY_DAG, run.run_id, "data_alert")
     outside = sorted(m for m, r in checks.iterrows() if not (r.lower <= r.value <= r.upper))
     assert sorted(alert["outside"]) == outside and "dau" in outside
@@ -198,7 +227,7 @@ def test_pulse_daily_builds_marts_ml_output_and_refreshes_bi(daily):
         got = [
             m for m in receivers.inbox.of(channel) if "data alert" in (m.get("subject") or m["text"]) and run.run_id in m["text"]
         ]
-        assert got and all(f"dau on {DAY}: actual {dau:,.2f} is above" in m["text"] for m in got), channel
+        assert got and all(f"dau on {CHECKED}: actual {dau:,.2f} is above" in m["text"] for m in got), channel
     # the BI refresh ran because ml_output (an asset) was updated
     bi_run = client.next_run(BI_DAG, after=before, appear_within=300, timeout=300)
     assert bi_run is not None, "no pulse_bi_refresh run after the ml_output asset was updated"
@@ -231,6 +260,35 @@ def test_running_the_same_day_again_changes_nothing(daily):
     assert again.state == "success"
     after = ch.query(snapshot_sql, parameters={"d": DAY}).result_rows, ch.query(counts_sql).result_rows
     assert after == before
+
+
+def test_a_backfill_loads_a_day_per_run_in_order_and_ends_equal_to_a_full_refresh(daily, spark, tmp_path):
+    """pulse airflow backfill through the real DAG: each run loads the RAW up to its day (the first, the whole
+    history up to it; never the later day's file), the day without a file is skipped, and the end state is the
+    one a full refresh of the same RAW gives, row for row."""
+    from pulse import pipeline
+    from pulse.common import pg
+    from pulse.modeling import dbt_runner
+    from pulse.staging import job
+
+    settings = daily[0]
+    first, last = backfill_days(tmp_path / BACKFILL_SOURCE)
+    raw.upload_dataset(settings.s3, tmp_path / BACKFILL_SOURCE, BACKFILL_SOURCE)
+    done = pipeline.backfill(settings, first, last, BACKFILL_SOURCE)
+    assert [(d, r.state if r else None) for d, r in done] == [(first, "success"), (first + timedelta(days=1), None),
+                                                              (last, "success")]  # fmt: skip
+    with pg.connect(settings.postgres) as conn:
+        loads = conn.execute(
+            "select max_ingest_date, rows_in from staging.load_runs where source = %s and status = 'succeeded' "
+            "order by started_at",
+            (BACKFILL_SOURCE,),
+        ).fetchall()
+    assert [d for d, _ in loads] == [first, last] and all(n > 0 for _, n in loads)  # a full load, then the next day
+    staging, marts = staging_snapshot(settings, BACKFILL_SOURCE), marts_snapshot(settings, BACKFILL_SOURCE)
+    assert job.run(settings, BACKFILL_SOURCE, spark=spark, full_refresh=True)["mode"] == "full"
+    assert dbt_runner.build(settings, BACKFILL_SOURCE, full_refresh=True, quiet=True).ok
+    assert_same(staging, staging_snapshot(settings, BACKFILL_SOURCE), "the backfill's loads")
+    assert_same(marts, marts_snapshot(settings, BACKFILL_SOURCE), "the backfill's loads")
 
 
 def test_a_failure_alerts_every_channel_with_the_details(airflow):
