@@ -294,11 +294,10 @@ def _plan(
     """The source's spec, what this load reads (and why), and the audit fields known before reading."""
     spec = source_spec(settings.s3, source)  # the spec stored with the RAW files (Pulse's own layout if none)
     committed = list_committed(settings.s3, source)
-    if not committed:
-        raise LoadCheckError(f"no committed RAW partitions for source={source} in s3://{settings.s3.raw_bucket}")
     plan = increment.plan(settings.postgres, source, committed, spec.version, full_refresh, through)
     if not plan.committed:
-        raise LoadCheckError(f"no committed RAW partitions for source={source} through ingest date {through}")
+        upto = f" through ingest date {through}" if through else ""
+        raise LoadCheckError(f"no committed RAW partitions for source={source}{upto} in s3://{settings.s3.raw_bucket}")
     max_ingest = date.fromisoformat(max(f.ingest_date for f in plan.committed))
     complete_through = max_ingest - timedelta(days=settings.pipeline.late_arrival_days)
     say(f"    {'full refresh' if plan.mode == 'full' else 'incremental'}: {plan.reason}")
