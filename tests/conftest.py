@@ -72,7 +72,10 @@ def stack_home(spark) -> Iterator[Settings]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        shutil.rmtree(home, ignore_errors=True)
+        if os.environ.get("PULSE_TEST_KEEP_HOME"):  # every service's and Airflow task's log, to read after a failure
+            print(f"\nPULSE_TEST_KEEP_HOME: the services' home is kept at {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

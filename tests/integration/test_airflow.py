@@ -109,7 +109,7 @@ def daily(airflow):
     run = client.trigger_day(DAY, {"source": SOURCE})
     run = client.wait(DAILY_DAG, run.run_id, timeout=1200)
     tis = {ti["task_id"]: ti for ti in client.task_instances(DAILY_DAG, run.run_id)}
-    assert run.state == "success", {k: v["state"] for k, v in tis.items()}
+    assert run.state == "success", why(settings, run.run_id, {k: v["state"] for k, v in tis.items()})
     return settings, client, receivers, run, tis, before
 
 
@@ -128,6 +128,23 @@ def backfill_days(out: Path) -> tuple[date, date]:
     later = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name >= f"ingest_date={first}")
     assert later == [f"ingest_date={first}", f"ingest_date={last}"], later
     return first, last
+
+
+def why(settings, run_id: str, states: dict[str, str]) -> str:
+    """A run that did not succeed, for the assertion message: its task states, the end of each failed task's
+    logs, and the scheduler's lines about it (CI keeps only the test output; the home is removed after)."""
+    logs = settings.home / "logs"
+    parts = [f"{run_id}: {states}"]
+    run_dir = logs / "airflow-tasks" / f"dag_id={DAILY_DAG}" / f"run_id={run_id}"
+    for task, state in states.items():
+        if state == "failed":
+            for log in sorted((run_dir / f"task_id={task}").glob("attempt=*")):
+                parts.append(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
+    scheduler = logs / "airflow-scheduler.log"
+    if scheduler.exists():
+        lines = [line for line in scheduler.read_text(errors="replace").splitlines() if run_id in line]
+        parts.append("--- scheduler\n" + "\n".join(line[:400] for line in lines[-15:]))
+    return "\n".join(parts)
 
 
 def marts(settings):
@@ -275,6 +292,8 @@ def test_a_backfill_loads_a_day_per_run_in_order_and_ends_equal_to_a_full_refres
     first, last = backfill_days(tmp_path / BACKFILL_SOURCE)
     raw.upload_dataset(settings.s3, tmp_path / BACKFILL_SOURCE, BACKFILL_SOURCE)
     done = pipeline.backfill(settings, first, last, BACKFILL_SOURCE)
+    failed = [r for _, r in done if r is not None and r.state != "success"]
+    assert not failed, why(settings, failed[0].run_id, {t: st for t, (st, _) in failed[0].tasks.items()})
     assert [(d, r.state if r else None) for d, r in done] == [(first, "success"), (first + timedelta(days=1), None),
                                                               (last, "success")]  # fmt: skip
     with pg.connect(settings.postgres) as conn:
