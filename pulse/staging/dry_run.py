@@ -76,9 +76,10 @@ def _counts(frame, column: str) -> dict[str, int]:
 
 def _report(spec: Spec, checked, classified, clean) -> Report:
     bad = classified.filter(F.col("rule").isNotNull())
+    quarantined = _counts(bad, "rule")
     examples = {
         rule: [r.detail or "" for r in bad.filter(F.col("rule") == rule).orderBy("_file", "_row").limit(EXAMPLES).collect()]
-        for rule in _counts(bad, "rule")
+        for rule in quarantined
     }
     fields = [f"n_{f}" for f in ("event_type", "user_id", "user_session", "product_id", "price", "platform", "country")]
     shares = clean.select(*[F.avg(F.col(c).isNull().cast("double")).alias(c) for c in fields]).first()
@@ -97,7 +98,7 @@ def _report(spec: Spec, checked, classified, clean) -> Report:
         spec=spec,
         rows=checked.count(),
         filtered=_counts(checked.filter(F.col("_filtered").isNotNull()), "_filtered"),
-        quarantined=_counts(bad, "rule"),
+        quarantined=quarantined,
         examples=examples,
         empty={c.removeprefix("n_"): float(shares[c] or 0.0) for c in fields} if shares else {},
         event_types=types,
