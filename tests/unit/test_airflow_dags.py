@@ -3,14 +3,12 @@ owners and tags set, the documented shape of pulse_daily; parse time per DAG fil
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-
 import pytest
 
 from pulse.config import load_settings
-from pulse.services.airflow import AIRFLOW_VENV, DAGS_FOLDER, PLUGINS_FOLDER, dag_environment
+from pulse.services.airflow import DAGS_FOLDER, PLUGINS_FOLDER, dag_environment
+
+from .airflow_venv import run_json
 
 SCRIPT = r"""
 import json, sys, time
@@ -40,23 +38,12 @@ print(json.dumps(out))
 
 
 def load_dags(home, settings: dict[str, str]) -> dict:
-    python = AIRFLOW_VENV / "bin" / "python"
-    if not python.exists():
-        pytest.fail(f"{python} missing: scripts/install.sh creates Airflow's venv")
-    env = (
-        {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PULSE_AIRFLOW", "PULSE_PYTHON"))}
-        | {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        }
-        | settings
-    )
-    done = subprocess.run(
-        [str(python), "-c", SCRIPT, str(DAGS_FOLDER), str(PLUGINS_FOLDER)], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+    }
+    return run_json(SCRIPT, [str(DAGS_FOLDER), str(PLUGINS_FOLDER)], env | settings)
 
 
 @pytest.fixture(scope="module")

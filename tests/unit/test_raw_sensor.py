@@ -4,14 +4,11 @@ it looks again (a trigger that fires at once races Airflow's scheduler, which th
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
-import pytest
+from pulse.services.airflow import PLUGINS_FOLDER
 
-from pulse.services.airflow import AIRFLOW_VENV, PLUGINS_FOLDER
+from .airflow_venv import run_json
 
 SCRIPT = r"""
 import asyncio, json, sys, time
@@ -54,14 +51,8 @@ def fake_probe(tmp: Path, answers: list[int]) -> Path:
 
 
 def run_sensor(probe: Path, poke_seconds: float = 0.5) -> dict:
-    python = AIRFLOW_VENV / "bin" / "python"
-    if not python.exists():
-        pytest.fail(f"{python} missing: scripts/install.sh creates Airflow's venv")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")} | {"AIRFLOW_HOME": str(probe.parent)}
-    done = subprocess.run([str(python), "-c", SCRIPT, str(PLUGINS_FOLDER), str(probe), str(poke_seconds)],
-                          capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    args = [str(PLUGINS_FOLDER), str(probe), str(poke_seconds)]
+    return run_json(SCRIPT, args, {"AIRFLOW_HOME": str(probe.parent)}, timeout=120)
 
 
 def calls(probe: Path) -> int:
