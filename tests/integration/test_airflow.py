@@ -113,21 +113,24 @@ def daily(airflow):
     return settings, client, receivers, run, tis, before
 
 
-def backfill_days(out: Path) -> tuple[date, date]:
-    """A source's RAW for a backfill from ``first`` to ``last``: 100 days of history up to ``first`` (enough
-    for the forecast's backtest), no file on the day between, and what arrived after ``first`` moved onto
-    ``last`` (late events, and copies of earlier events that the second load must dedup against staging)."""
+def backfill_days(out: Path) -> tuple[date, date, date]:
+    """A source's RAW for a backfill after ``first``: 100 days of history up to ``first`` (enough for the
+    forecast's backtest), no file on the day after it, what arrived between moved onto ``last`` (late events,
+    and copies of earlier events that its load must dedup against staging), and a file on ``later``, the day
+    after ``last``, which the backfill must not load."""
     first, last = DAY + timedelta(days=10), DAY + timedelta(days=12)
-    generate_dataset(out, GenParams(n_events=20_000, days=100, end_date=last, seed=23), DirtParams(rate=0.03))
-    target = out / f"ingest_date={last}"
-    for folder in sorted(p for p in out.iterdir() if p.is_dir() and p.name > f"ingest_date={first}"):
-        if folder != target:
+    later = last + timedelta(days=1)
+    generate_dataset(out, GenParams(n_events=20_000, days=101, end_date=later, seed=23), DirtParams(rate=0.03))
+    folders = {d: out / f"ingest_date={d}" for d in (first, last, later)}
+    for folder in sorted(p for p in out.iterdir() if p.is_dir() and p.name > folders[first].name):
+        if folder not in folders.values():  # between `first` and `later`: onto `last`; after `later`: onto it
+            target = folders[last] if folder.name < folders[later].name else folders[later]
             for part in folder.glob("*.csv.gz"):
                 part.rename(target / f"{folder.name.removeprefix('ingest_date=')}-{part.name}")
             folder.rmdir()
-    later = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name >= f"ingest_date={first}")
-    assert later == [f"ingest_date={first}", f"ingest_date={last}"], later
-    return first, last
+    after = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name >= f"ingest_date={first}")
+    assert after == [p.name for p in folders.values()], after
+    return first, last, later
 
 
 def why(settings, run_id: str, states: dict[str, str]) -> str:
@@ -280,34 +283,37 @@ def test_running_the_same_day_again_changes_nothing(daily):
 
 
 def test_a_backfill_loads_a_day_per_run_in_order_and_ends_equal_to_a_full_refresh(daily, spark, tmp_path):
-    """pulse airflow backfill through the real DAG: each run loads the RAW up to its day (the first, the whole
-    history up to it; never the later day's file), the day without a file is skipped, and the end state is the
-    one a full refresh of the same RAW gives, row for row."""
+    """pulse airflow backfill through the real DAG, after a history loaded outside Airflow: the day without a
+    file is skipped, the run loads the RAW up to its day (never the next day's file, already there) on top of
+    what staging holds, and the end state is the one a full refresh of the same RAW up to that day gives, row
+    for row. (The order of several days is the unit tests'; one Airflow run here keeps the suite's time.)"""
     from pulse import pipeline
     from pulse.common import pg
     from pulse.modeling import dbt_runner
     from pulse.staging import job
 
     settings = daily[0]
-    first, last = backfill_days(tmp_path / BACKFILL_SOURCE)
+    first, last, _later = backfill_days(tmp_path / BACKFILL_SOURCE)
     raw.upload_dataset(settings.s3, tmp_path / BACKFILL_SOURCE, BACKFILL_SOURCE)
-    done = pipeline.backfill(settings, first, last, BACKFILL_SOURCE)
+    assert job.run(settings, BACKFILL_SOURCE, spark=spark, through=first)["mode"] == "full"  # the history
+    assert dbt_runner.build(settings, BACKFILL_SOURCE, quiet=True).ok
+    done = pipeline.backfill(settings, first + timedelta(days=1), last, BACKFILL_SOURCE)
     failed = [r for _, r in done if r is not None and r.state != "success"]
     assert not failed, why(settings, failed[0].run_id, {t: st for t, (st, _) in failed[0].tasks.items()})
-    assert [(d, r.state if r else None) for d, r in done] == [(first, "success"), (first + timedelta(days=1), None),
-                                                              (last, "success")]  # fmt: skip
+    assert [(d, r.state if r else None) for d, r in done] == [(first + timedelta(days=1), None), (last, "success")]
     with pg.connect(settings.postgres) as conn:
         loads = conn.execute(
-            "select max_ingest_date, rows_in from staging.load_runs where source = %s and status = 'succeeded' "
+            "select max_ingest_date, mode, rows_in from staging.load_runs where source = %s and status = 'succeeded' "
             "order by started_at",
             (BACKFILL_SOURCE,),
         ).fetchall()
-    assert [d for d, _ in loads] == [first, last] and all(n > 0 for _, n in loads)  # a full load, then the next day
+    assert [(d, mode) for d, mode, _ in loads] == [(first, "full"), (last, "incremental")], loads  # not `later`
+    assert all(n > 0 for *_, n in loads)
     staging, marts = staging_snapshot(settings, BACKFILL_SOURCE), marts_snapshot(settings, BACKFILL_SOURCE)
-    assert job.run(settings, BACKFILL_SOURCE, spark=spark, full_refresh=True)["mode"] == "full"
+    assert job.run(settings, BACKFILL_SOURCE, spark=spark, full_refresh=True, through=last)["mode"] == "full"
     assert dbt_runner.build(settings, BACKFILL_SOURCE, full_refresh=True, quiet=True).ok
-    assert_same(staging, staging_snapshot(settings, BACKFILL_SOURCE), "the backfill's loads")
-    assert_same(marts, marts_snapshot(settings, BACKFILL_SOURCE), "the backfill's loads")
+    assert_same(staging, staging_snapshot(settings, BACKFILL_SOURCE), "the backfill's load")
+    assert_same(marts, marts_snapshot(settings, BACKFILL_SOURCE), "the backfill's load")
 
 
 def test_a_failure_alerts_every_channel_with_the_details(airflow):
