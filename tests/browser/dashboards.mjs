@@ -174,7 +174,7 @@ async function visit(slug, tabs, tab, i) {
   responses = [];
   const t0 = Date.now();
   // no waitForSelector here: its polling inside the page while the app boots costs the page ~0.6 s on two
-  // cores (measured); rendered() waits on the network first, then polls the page every 25 ms
+  // cores (measured); rendered() waits on the network and polls the page every 25 ms
   await page.goto(`${base}/superset/dashboard/${slug}/?standalone=0&visit=${i}`, { waitUntil: 'commit' });
   let start = t0;
   if (tab !== tabs[0]) {  // the dashboard opens on its first tab
