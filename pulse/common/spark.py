@@ -82,6 +82,18 @@ def jvm_output_to(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
+def progress_line(label: str, active: list, elapsed: float) -> str | None:
+    """One progress line for Spark's active stages (its status store's ``StageData``). Rows read count a
+    stage's input from files and what it read from the shuffle before it: a stage after a dedup or a join
+    reads only the latter (the COPY of the clean events, say)."""
+    if not active:
+        return None
+    tasks = " ".join(f"stage {st.stageId()} {st.numCompleteTasks()}/{st.numTasks()}" for st in active)
+    rows = sum(st.inputRecords() + st.shuffleReadRecords() for st in active)
+    read = f" · {rows:,} rows read" if rows else ""
+    return f"    {label}: {tasks} tasks{read} · {elapsed:.0f} s"
+
+
 class _Watch(threading.Thread):
     """Polls Spark's status store: tasks done / total of the running stages, rows read, elapsed."""
 
@@ -95,12 +107,7 @@ class _Watch(threading.Thread):
     def line(self) -> str | None:
         stages = self.store.activeStages()
         active = [stages.apply(i) for i in range(stages.size())]
-        if not active:
-            return None
-        tasks = " ".join(f"stage {st.stageId()} {st.numCompleteTasks()}/{st.numTasks()}" for st in active)
-        rows = sum(st.inputRecords() for st in active)
-        read = f" · {rows:,} rows read" if rows else ""
-        return f"    {self.label}: {tasks} tasks{read} · {time.perf_counter() - self.started:.0f} s"
+        return progress_line(self.label, active, time.perf_counter() - self.started)
 
     def run(self) -> None:
         while not self.stopping.wait(self.every):

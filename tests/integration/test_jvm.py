@@ -118,3 +118,23 @@ def test_spark_reads_the_broker_with_its_kafka_source_over_sasl(stack_home, spar
     )
     values = sorted(json.loads(r.value)["i"] for r in frame.selectExpr("CAST(value AS STRING) AS value").collect())
     assert values == list(range(50))
+
+
+def test_the_progress_line_reads_spark_status_store_and_counts_shuffled_rows(spark):
+    """The names the progress line calls exist on Spark's own StageData, and a stage that reads only the
+    shuffle (a group-by's second stage) counts its rows."""
+    from pulse.common.spark import progress_line
+
+    sc = spark.sparkContext
+    sc.setJobGroup("progress-line-test", "the progress line's test job")
+    try:
+        spark.range(0, 10_000, numPartitions=4).selectExpr("id % 7 as k").groupBy("k").count().collect()
+    finally:  # the session is the suite's: later jobs belong to no group
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    tracker, store = sc.statusTracker(), sc._jsc.sc().statusStore()
+    stage_ids = [i for job in tracker.getJobIdsForGroup("progress-line-test") for i in tracker.getJobInfo(job).stageIds]
+    stages = [store.lastStageAttempt(i) for i in stage_ids]
+    after_shuffle = [st for st in stages if st.shuffleReadRecords() > 0]
+    assert after_shuffle, "no stage read a shuffle"
+    rows = sum(st.shuffleReadRecords() for st in after_shuffle)
+    assert f"{rows:,} rows read" in progress_line("test", after_shuffle, 1.0)
