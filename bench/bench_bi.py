@@ -217,8 +217,12 @@ def main() -> None:
     try:
         sources = args.source or ["bench1000000"]
         write_results("bi", [bench(source, args.repeats, args.compare_datasets_cache) for source in sources])
-    finally:
-        pipeline.deploy_bi(s, DEMO_SOURCE, warm=True)
+    finally:  # the dashboards back on the demo's marts, where this installation has them
+        tables = "SELECT count() FROM system.tables WHERE database = {db:String}"
+        demo = {"db": s.clickhouse.marts_database(DEMO_SOURCE)}
+        [(demo_tables,)] = ch_client(s.clickhouse).query(tables, parameters=demo).result_rows
+        if demo_tables:
+            pipeline.deploy_bi(s, DEMO_SOURCE, warm=True)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,22 @@ def split_days(out: Path, tmp: Path) -> tuple[Path, Path]:
     return history, new
 
 
+def dbt_breakdown(s, source: str) -> None:
+    """Where the last build's time went (dbt's run_results.json), added to the last result and printed:
+    dbt's own elapsed time (the rest of the step is process start and the publish), the nodes' summed
+    time, and the slowest nodes."""
+    import json
+
+    run = json.loads((s.dbt_target(source) / "run_results.json").read_text())
+    nodes = sorted(((r["execution_time"], r["unique_id"].split(".")[2]) for r in run["results"]), reverse=True)
+    RESULTS[-1].update(dbt_elapsed_s=round(run["elapsed_time"], 2), dbt_nodes=len(nodes),
+                       dbt_node_seconds=round(sum(t for t, _ in nodes), 2),
+                       slowest_nodes=[[name, round(t, 2)] for t, name in nodes[:6]])  # fmt: skip
+    slowest = ", ".join(f"{name} {t:.1f}" for t, name in nodes[:4])
+    print(f"    dbt {run['elapsed_time']:.1f} s for {len(nodes)} nodes ({sum(t for t, _ in nodes):.1f} s summed "
+          f"on its threads); slowest: {slowest}", flush=True)  # fmt: skip
+
+
 def state(s, source: str) -> tuple:
     """What both paths must agree on: staging counts and sums, and the marts' DAU and revenue."""
     with pg.connect(s.postgres) as conn:
@@ -99,6 +115,7 @@ def bench(history: int, share: float, spark) -> None:
         m["rows"] = job.run(s, source, spark=spark, force=True)["rows_in"]
     with measured("history: model build (full)", history):
         assert dbt_runner.build(s, source, full_refresh=True, quiet=True).ok
+    dbt_breakdown(s, source)
     upload_dataset(s.s3, new, source)
     with measured("new day: clean (incremental)", history) as m:
         summary = job.run(s, source, spark=spark)
@@ -106,12 +123,14 @@ def bench(history: int, share: float, spark) -> None:
     agree("the new day's load is incremental", summary["mode"], "incremental")
     with measured("new day: model build (incremental)", history):
         assert dbt_runner.build(s, source, quiet=True).ok
+    dbt_breakdown(s, source)
     after_incremental = state(s, source)
     t1 = sum(r["seconds"] for r in RESULTS[-2:])
     with measured("all: clean --full-refresh", history) as m:
         m["rows"] = job.run(s, source, spark=spark, full_refresh=True)["rows_in"]
     with measured("all: model build --full-refresh", history):
         assert dbt_runner.build(s, source, full_refresh=True, quiet=True).ok
+    dbt_breakdown(s, source)
     t2 = sum(r["seconds"] for r in RESULTS[-2:])
     agree(f"{history:,}: incremental and full refresh end in the same state", after_incremental, state(s, source))
     ratio = t1 / t2
