@@ -12,6 +12,7 @@ Prints seconds, rows/s and peak RSS per step, writes JSON to bench/results/, and
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -72,16 +73,14 @@ def dbt_breakdown(s, source: str) -> None:
     """Where the last build's time went (dbt's run_results.json), added to the last result and printed:
     dbt's own elapsed time (the rest of the step is process start and the publish), the nodes' summed
     time, and the slowest nodes."""
-    import json
-
     run = json.loads((s.dbt_target(source) / "run_results.json").read_text())
     nodes = sorted(((r["execution_time"], r["unique_id"].split(".")[2]) for r in run["results"]), reverse=True)
-    RESULTS[-1].update(dbt_elapsed_s=round(run["elapsed_time"], 2), dbt_nodes=len(nodes),
-                       dbt_node_seconds=round(sum(t for t, _ in nodes), 2),
+    summed = sum(t for t, _ in nodes)
+    RESULTS[-1].update(dbt_elapsed_s=round(run["elapsed_time"], 2), dbt_nodes=len(nodes), dbt_node_seconds=round(summed, 2),
                        slowest_nodes=[[name, round(t, 2)] for t, name in nodes[:6]])  # fmt: skip
     slowest = ", ".join(f"{name} {t:.1f}" for t, name in nodes[:4])
-    print(f"    dbt {run['elapsed_time']:.1f} s for {len(nodes)} nodes ({sum(t for t, _ in nodes):.1f} s summed "
-          f"on its threads); slowest: {slowest}", flush=True)  # fmt: skip
+    print(f"    dbt {run['elapsed_time']:.1f} s for {len(nodes)} nodes ({summed:.1f} s summed on its threads); "
+          f"slowest: {slowest}", flush=True)  # fmt: skip
 
 
 def state(s, source: str) -> tuple:

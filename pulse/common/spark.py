@@ -85,7 +85,7 @@ def jvm_output_to(path: Path) -> Iterator[None]:
 def progress_line(label: str, active: list, elapsed: float) -> str | None:
     """One progress line for Spark's active stages (its status store's ``StageData``). Rows read count a
     stage's input from files and what it read from the shuffle before it: a stage after a dedup or a join
-    reads only the latter (the COPY of the clean events, say)."""
+    reads only the latter. A stage over a persisted frame (the COPY) is counted in neither."""
     if not active:
         return None
     tasks = " ".join(f"stage {st.stageId()} {st.numCompleteTasks()}/{st.numTasks()}" for st in active)

@@ -36,8 +36,8 @@ def test_no_active_stage_prints_nothing():
 
 
 def test_a_stage_after_a_shuffle_counts_the_rows_it_read_from_it():
-    line = progress_line("COPY", [Stage(27, 17, 30, input=633, shuffled=5_400_000)], 121.4)
-    assert line == "    COPY: stage 27 17/30 tasks · 5,400,633 rows read · 121 s"
+    line = progress_line("spark", [Stage(12, 6, 8, input=633, shuffled=5_400_000)], 121.4)
+    assert line == "    spark: stage 12 6/8 tasks · 5,400,633 rows read · 121 s"
 
 
 def test_every_active_stage_is_listed_and_no_rows_says_none():
