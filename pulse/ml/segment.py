@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
+from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.preprocessing import StandardScaler
 
 K_RANGE = range(3, 9)
@@ -99,6 +99,32 @@ def name_clusters(profiles: pd.DataFrame, mean_revenue: float) -> dict[int, str]
     return names
 
 
+def silhouette_scores(x: np.ndarray, labelings: dict[int, np.ndarray], chunk: int = 1024) -> dict[int, float]:
+    """The mean silhouette of each labeling of the same points (Euclidean): what sklearn's
+    ``silhouette_score`` gives for each, but the pairwise distances, the costly part, are computed once for
+    all labelings instead of once per k. A point alone in its cluster scores 0, as in sklearn."""
+    n = len(x)
+    labelings = {k: np.unique(labels, return_inverse=True)[1] for k, labels in labelings.items()}  # no empty cluster
+    onehots = {k: np.eye(int(labels.max()) + 1)[labels] for k, labels in labelings.items()}
+    totals = dict.fromkeys(labelings, 0.0)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        rows = np.arange(stop - start)
+        distances = euclidean_distances(x[start:stop], x)
+        distances[rows, rows + start] = 0.0  # a point's distance to itself (as sklearn sets it)
+        for k, onehot in onehots.items():
+            sizes = onehot.sum(axis=0)
+            own = labelings[k][start:stop]
+            mean_to = (distances @ onehot) / sizes  # mean distance from each point to each cluster
+            a = mean_to[rows, own] * sizes[own] / np.maximum(sizes[own] - 1, 1)  # without the point itself
+            mean_to[rows, own] = np.inf
+            b = mean_to.min(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                s = np.where(sizes[own] > 1, (b - a) / np.maximum(a, b), 0.0)
+            totals[k] += float(np.nan_to_num(s).sum())
+    return {k: total / n for k, total in totals.items()}
+
+
 def segment(features: pd.DataFrame, seed: int = 42, previous_centroids: np.ndarray | None = None) -> Segmentation:
     if len(features) < max(K_RANGE) * 5:
         raise ValueError(f"{len(features)} users are too few to segment")
@@ -106,11 +132,9 @@ def segment(features: pd.DataFrame, seed: int = 42, previous_centroids: np.ndarr
     x = scaler.transform(transform(features))
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(x), min(len(x), SILHOUETTE_SAMPLE), replace=False)
-    silhouettes, inertias, fitted = {}, {}, {}
-    for k in K_RANGE:
-        km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
-        fitted[k], inertias[k] = km, float(km.inertia_)
-        silhouettes[k] = float(silhouette_score(x[sample], km.labels_[sample], random_state=seed))
+    fitted = {k: KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x) for k in K_RANGE}
+    inertias = {k: float(km.inertia_) for k, km in fitted.items()}
+    silhouettes = silhouette_scores(x[sample], {k: km.labels_[sample] for k, km in fitted.items()})
     k = max(silhouettes, key=lambda kk: (round(silhouettes[kk], 4), -kk))
     km = fitted[k]
     labels, centroids = km.labels_, km.cluster_centers_

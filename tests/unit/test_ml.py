@@ -158,3 +158,17 @@ def test_a_rerun_keeps_cluster_numbers_on_the_closest_previous_centroid():
     # users keep their cluster number and name
     both = first.assignment.join(second.assignment, lsuffix="_a", rsuffix="_b", how="inner")
     assert (both.cluster_a == both.cluster_b).mean() > 0.9 and (both.segment_a == both.segment_b).mean() > 0.9
+
+
+def test_silhouette_scores_equal_sklearns_for_every_labeling():
+    from sklearn.metrics import silhouette_score
+
+    from pulse.ml.segment import silhouette_scores
+
+    rng = np.random.default_rng(11)
+    x = np.vstack([rng.normal(c, 1.0, size=(700, 5)) for c in range(3)] + [np.zeros((3, 5))])  # exact duplicates too
+    labelings = {k: rng.integers(0, k, len(x)) for k in (2, 3, 5)}
+    labelings[4] = np.r_[np.zeros(len(x) - 1, dtype=int), 3]  # a point alone in its cluster (and no cluster 1, 2)
+    got = silhouette_scores(x, labelings, chunk=256)  # chunks that do not divide the points evenly
+    for k, labels in labelings.items():
+        assert got[k] == pytest.approx(silhouette_score(x, labels), abs=1e-12), k
