@@ -129,7 +129,7 @@ def main() -> int:
           f"ml_output asset -> BI refresh queued {bi_lag if bi_lag is not None else float('nan'):.1f}s")  # fmt: skip
     write_results(
         "airflow",
-        [{"events": args.events, "onto": args.onto, "day_events": args.day_events if args.onto else None,
+        [{"events": None if args.onto else args.events, "onto": args.onto, "day_events": args.day_events if args.onto else None,
           "direct_day": day, "airflow_day": airflow_day.isoformat(),
           "state": result.state, "idle": rest, "peak_rss_run": busy.rss, "direct": direct,
           "airflow_tasks": airflow_steps, "dag_seconds": run.seconds, "bi_seconds": bi_seconds,

@@ -69,12 +69,18 @@ def split_days(out: Path, tmp: Path) -> tuple[Path, Path]:
     return history, new
 
 
+def node_name(unique_id: str) -> str:
+    """A dbt node's name: a model's or test's own, a unit test's with its model's (``unit_test.pulse.<model>.<test>``)."""
+    kind, _package, name, *rest = unique_id.split(".")
+    return f"{name} (unit test {rest[0]})" if kind == "unit_test" and rest else name
+
+
 def dbt_breakdown(s, source: str) -> None:
     """Where the last build's time went (dbt's run_results.json), added to the last result and printed:
     dbt's own elapsed time (the rest of the step is process start and the publish), the nodes' summed
     time, and the slowest nodes."""
     run = json.loads((s.dbt_target(source) / "run_results.json").read_text())
-    nodes = sorted(((r["execution_time"], r["unique_id"].split(".")[2]) for r in run["results"]), reverse=True)
+    nodes = sorted(((r["execution_time"], node_name(r["unique_id"])) for r in run["results"]), reverse=True)
     summed = sum(t for t, _ in nodes)
     RESULTS[-1].update(dbt_elapsed_s=round(run["elapsed_time"], 2), dbt_nodes=len(nodes), dbt_node_seconds=round(summed, 2),
                        slowest_nodes=[[name, round(t, 2)] for t, name in nodes[:6]])  # fmt: skip
