@@ -106,6 +106,7 @@ def silhouette_scores(x: np.ndarray, labelings: dict[int, np.ndarray], chunk: in
     n = len(x)
     labelings = {k: np.unique(labels, return_inverse=True)[1] for k, labels in labelings.items()}  # no empty cluster
     onehots = {k: np.eye(int(labels.max()) + 1)[labels] for k, labels in labelings.items()}
+    sizes = {k: onehot.sum(axis=0) for k, onehot in onehots.items()}
     totals = dict.fromkeys(labelings, 0.0)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
@@ -113,14 +114,14 @@ def silhouette_scores(x: np.ndarray, labelings: dict[int, np.ndarray], chunk: in
         distances = euclidean_distances(x[start:stop], x)
         distances[rows, rows + start] = 0.0  # a point's distance to itself (as sklearn sets it)
         for k, onehot in onehots.items():
-            sizes = onehot.sum(axis=0)
-            own = labelings[k][start:stop]
-            mean_to = (distances @ onehot) / sizes  # mean distance from each point to each cluster
-            a = mean_to[rows, own] * sizes[own] / np.maximum(sizes[own] - 1, 1)  # without the point itself
+            own, size = labelings[k][start:stop], sizes[k]
+            sums = distances @ onehot  # summed distance from each point to each cluster
+            a = sums[rows, own] / np.maximum(size[own] - 1, 1)  # mean to its own cluster, itself left out
+            mean_to = sums / size
             mean_to[rows, own] = np.inf
-            b = mean_to.min(axis=1)
+            b = mean_to.min(axis=1)  # mean to the nearest other cluster
             with np.errstate(invalid="ignore", divide="ignore"):
-                s = np.where(sizes[own] > 1, (b - a) / np.maximum(a, b), 0.0)
+                s = np.where(size[own] > 1, (b - a) / np.maximum(a, b), 0.0)
             totals[k] += float(np.nan_to_num(s).sum())
     return {k: total / n for k, total in totals.items()}
 
