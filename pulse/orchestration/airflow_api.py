@@ -17,6 +17,7 @@ from pulse.config import AirflowConfig
 DAILY_DAG = "pulse_daily"
 BI_DAG = "pulse_bi_refresh"
 FINISHED = ("success", "failed")
+QUEUED_NOTICE_S = 15.0  # a triggered run starts within a few seconds unless another run holds the DAG
 
 
 class AirflowApiError(RuntimeError):
@@ -52,6 +53,13 @@ class DagRun:
 def parse_ts(value: str) -> datetime:
     """An Airflow API timestamp (ISO 8601, maybe with Z) as an aware datetime."""
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def queued_behind(ahead: list[DagRun]) -> str:
+    """What a run still queued says when other runs of its DAG hold it (Pulse's DAGs run one at a time):
+    e.g. a scheduled run whose RAW sensor waits for a day that has not come."""
+    names = ", ".join(f"{r.run_id} (running since {r.start_date or '?'})" for r in ahead)
+    return f"    queued behind {names}: one run at a time; mark that run failed in Airflow to go first"
 
 
 def in_run_order(tis: list[dict]) -> list[dict]:
@@ -139,10 +147,16 @@ class AirflowClient:
         return [self._run(r) for r in answer.get("dag_runs", [])]
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 1800, echo=None, poll: float = 2.0) -> DagRun:
-        """Follow a run until it finishes; ``echo`` gets a line whenever a task changes state."""
-        deadline, seen = time.monotonic() + timeout, {}
+        """Follow a run until it finishes; ``echo`` gets a line whenever a task changes state, and one naming
+        the runs ahead of it when it stays queued behind them."""
+        started, seen, told = time.monotonic(), {}, False
         while True:
             run = self.run(dag_id, run_id)
+            if echo and run.state == "queued" and not told and time.monotonic() - started > QUEUED_NOTICE_S:
+                told = True
+                ahead = [r for r in self.runs(dag_id) if r.state == "running" and r.run_id != run_id]
+                if ahead:
+                    echo(queued_behind(ahead))
             if echo:
                 for ti in self.task_instances(dag_id, run_id):
                     state = ti.get("state") or "none"
@@ -152,7 +166,7 @@ class AirflowClient:
                         echo(f"    {ti['task_id']:<14} {state}{took}")
             if run.state in FINISHED:
                 return run
-            if time.monotonic() > deadline:
+            if time.monotonic() > started + timeout:
                 raise TimeoutError(f"{dag_id} run {run_id} still {run.state} after {timeout:.0f}s")
             time.sleep(poll)
 

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime
 
 from pulse.config import ensure_secrets, load_settings
 from pulse.ml.output import Check
-from pulse.orchestration.airflow_api import in_run_order, logical_date_for
+from pulse.orchestration import airflow_api
+from pulse.orchestration.airflow_api import AirflowClient, DagRun, in_run_order, logical_date_for
 from pulse.services import registry
 from pulse.services.airflow import AirflowApiServer, alert_connections, fernet_key
 
@@ -104,3 +105,28 @@ def test_a_backfill_runs_the_days_with_raw_in_order_and_stops_at_a_failed_one(mo
     done = pipeline.backfill(load_settings(), date(2026, 10, 1), date(2026, 10, 6), "demo")
     assert asked == [date(2026, 10, d) for d in (1, 2, 4, 5)]  # in order, none without RAW, none after the failure
     assert [(d.day, r and r.state) for d, r in done] == [(1, "success"), (2, "success"), (3, None), (4, "success"), (5, "failed")]
+
+
+def test_a_run_held_in_the_queue_names_the_run_ahead_of_it_once(monkeypatch):
+    # a stand-in for the REST calls: the triggered run stays queued twice, then runs and succeeds
+    states = iter(["queued", "queued", "queued", "running", "success"])
+    ahead = DagRun("pulse_daily", "scheduled__2026-12-08T00:30:00+00:00", "running", None, start_date="2026-12-08T00:47:28Z")
+
+    class Stub(AirflowClient):
+        def run(self, dag_id, run_id):
+            return DagRun(dag_id, run_id, next(states), None)
+
+        def runs(self, dag_id, limit=50):
+            return [DagRun(dag_id, "manual__mine", "queued", None), ahead]
+
+        def task_instances(self, dag_id, run_id):
+            return []
+
+    monkeypatch.setattr(airflow_api, "QUEUED_NOTICE_S", 0.0)
+    said: list[str] = []
+    done = Stub(load_settings().airflow).wait("pulse_daily", "manual__mine", echo=said.append, poll=0)
+    assert done.state == "success"
+    assert said == [
+        "    queued behind scheduled__2026-12-08T00:30:00+00:00 (running since 2026-12-08T00:47:28Z): "
+        "one run at a time; mark that run failed in Airflow to go first"
+    ]
