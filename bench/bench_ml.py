@@ -76,10 +76,9 @@ def bench_silhouette(features: pd.DataFrame, res: dict) -> None:
     (``segment.silhouette_scores``) vs sklearn's ``silhouette_score`` once per k (the baseline)."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
-    from sklearn.preprocessing import StandardScaler
 
-    x = StandardScaler().fit_transform(segment.transform(features))
-    x = x[np.random.default_rng(42).choice(len(x), min(len(x), segment.SILHOUETTE_SAMPLE), replace=False)]
+    _, x = segment.scaled(features)
+    x = x[segment.silhouette_sample(len(x), seed=42)]
     labelings = {k: KMeans(n_clusters=k, n_init=1, random_state=42).fit(x).labels_ for k in segment.K_RANGE}
     t0 = time.perf_counter()
     mine = segment.silhouette_scores(x, labelings)

@@ -99,6 +99,18 @@ def name_clusters(profiles: pd.DataFrame, mean_revenue: float) -> dict[int, str]
     return names
 
 
+def scaled(features: pd.DataFrame) -> tuple[StandardScaler, np.ndarray]:
+    """The features as k-means sees them (logged, standardised), with the fitted scaler."""
+    values = transform(features)
+    scaler = StandardScaler().fit(values)
+    return scaler, scaler.transform(values)
+
+
+def silhouette_sample(n: int, seed: int) -> np.ndarray:
+    """Which of ``n`` users the silhouette is computed on (at most ``SILHOUETTE_SAMPLE``)."""
+    return np.random.default_rng(seed).choice(n, min(n, SILHOUETTE_SAMPLE), replace=False)
+
+
 def silhouette_scores(x: np.ndarray, labelings: dict[int, np.ndarray], chunk: int = 1024) -> dict[int, float]:
     """The mean silhouette of each labeling of the same points (Euclidean): what sklearn's
     ``silhouette_score`` gives for each, but the pairwise distances, the costly part, are computed once for
@@ -129,10 +141,8 @@ def silhouette_scores(x: np.ndarray, labelings: dict[int, np.ndarray], chunk: in
 def segment(features: pd.DataFrame, seed: int = 42, previous_centroids: np.ndarray | None = None) -> Segmentation:
     if len(features) < max(K_RANGE) * 5:
         raise ValueError(f"{len(features)} users are too few to segment")
-    scaler = StandardScaler().fit(transform(features))
-    x = scaler.transform(transform(features))
-    rng = np.random.default_rng(seed)
-    sample = rng.choice(len(x), min(len(x), SILHOUETTE_SAMPLE), replace=False)
+    scaler, x = scaled(features)
+    sample = silhouette_sample(len(x), seed)
     fitted = {k: KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x) for k in K_RANGE}
     inertias = {k: float(km.inertia_) for k, km in fitted.items()}
     silhouettes = silhouette_scores(x[sample], {k: km.labels_[sample] for k, km in fitted.items()})

@@ -108,7 +108,7 @@ def test_a_backfill_runs_the_days_with_raw_in_order_and_stops_at_a_failed_one(mo
 
 
 def test_a_run_held_in_the_queue_names_the_run_ahead_of_it_once(monkeypatch):
-    # a stand-in for the REST calls: the triggered run stays queued twice, then runs and succeeds
+    # a stand-in for the REST calls: the triggered run stays queued three polls, then runs and succeeds
     states = iter(["queued", "queued", "queued", "running", "success"])
     ahead = DagRun("pulse_daily", "scheduled__2026-12-08T00:30:00+00:00", "running", None, start_date="2026-12-08T00:47:28Z")
 
